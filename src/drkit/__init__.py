@@ -1,0 +1,50 @@
+"""drkit: improve an image-classification dataset once so that every model trained on it is better.
+
+Dataset reinforcement (Faghri et al., "Reinforce Data, Multiply Impact", ICCV 2023): a teacher
+ensemble is run once over many parametrized augmentations of every sample; the parameters and the
+teacher's sparsified output are stored, and training replays them with soft targets.
+"""
+
+__version__ = "0.1.0"
+
+from .data import ImageDataset, dataset_fingerprint, load_dataset  # noqa: E402
+from .errors import (  # noqa: E402
+    ConfigError,
+    DataError,
+    DrkitError,
+    StoreCorruptError,
+    StoreError,
+    StoreMismatchError,
+    TeacherError,
+)
+from .models import create_model  # noqa: E402
+from .policies import POLICIES, Policy, PolicyConfig  # noqa: E402
+from .reinforce import ReinforceConfig, reinforce  # noqa: E402
+from .store import Store  # noqa: E402
+from .targets import densify, topk_sparsify  # noqa: E402
+from .teachers import TeacherEnsemble, load_teacher  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "ImageDataset",
+    "load_dataset",
+    "dataset_fingerprint",
+    "DrkitError",
+    "ConfigError",
+    "DataError",
+    "TeacherError",
+    "StoreError",
+    "StoreMismatchError",
+    "StoreCorruptError",
+    "create_model",
+    "POLICIES",
+    "Policy",
+    "PolicyConfig",
+    "ReinforceConfig",
+    "reinforce",
+    "Store",
+    "densify",
+    "topk_sparsify",
+    "TeacherEnsemble",
+    "load_teacher",
+]

@@ -1,0 +1,328 @@
+"""Data sources: labelled image datasets as ``uint8`` ``(C, H, W)`` tensors, by name or object.
+
+Names (``load_dataset``):
+
+- ``digits`` / ``digits:test``: scikit-learn's bundled 8×8 digits (1,797 images), split 80/20
+  with a fixed stratified split, upscaled from 0..16 to 0..255.
+- ``fashion-mnist`` / ``fashion-mnist:test``: the IDX files of Debian's ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), ``$DRKIT_FASHION_MNIST``, or torchvision's download
+  when ``download=True``.
+- ``imagefolder:PATH``: ``PATH/<class_name>/*.png|jpg|jpeg|bmp|gif|webp``, classes sorted.
+- ``npz:PATH``: a ``.npz`` with images (``x``/``images``: ``(N, H, W)``, ``(N, H, W, C)`` or
+  ``(N, C, H, W)``, uint8) and labels (``y``/``labels``); optional ``classes``.
+- Any map-style PyTorch dataset yielding ``(image, label)`` (PIL image, array or tensor) from
+  the Python API.
+
+Nothing here touches the network unless ``download=True``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DataError
+
+__all__ = [
+    "ImageDataset",
+    "ArrayDataset",
+    "ImageFolderDataset",
+    "TorchDatasetAdapter",
+    "load_dataset",
+    "dataset_fingerprint",
+    "FASHION_MNIST_CLASSES",
+]
+
+log = logging.getLogger(__name__)
+
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+FINGERPRINT_ITEMS = 4096  # images hashed (evenly spaced) for a dataset's content checksum
+
+
+class ImageDataset(Dataset):
+    """A labelled image dataset: ``ds[i] -> (uint8 tensor (C, H, W), int label)``.
+
+    Subclasses set ``name``, ``classes`` (class names, index = label id) and ``labels`` (int64
+    array of length ``len(ds)``) and implement ``__len__`` and ``image(i)``.
+    """
+
+    name: str
+    classes: list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.image(index), int(self.labels[index])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """Shape of the first image; all images of a dataset must share it."""
+        if len(self) == 0:
+            raise DataError(f"dataset {self.name!r} is empty: nothing to reinforce or train on")
+        return tuple(self.image(0).shape)  # type: ignore[return-value]
+
+    def nbytes(self) -> int:
+        """Size of the source as stored (files on disk, or raw uint8 pixels)."""
+        c, h, w = self.image_shape
+        return len(self) * c * h * w
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, n={len(self)}, classes={self.num_classes})"
+
+
+class ArrayDataset(ImageDataset):
+    """Images held in one ``uint8`` array ``(N, C, H, W)``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, classes: Sequence[str] | None = None,
+                 name: str = "array") -> None:
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[:, None]
+        elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
+            images = images.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+        if images.ndim != 4:
+            raise DataError(f"{name}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got {images.shape}")
+        if images.dtype != np.uint8:
+            raise DataError(f"{name}: images must be uint8 (0..255), got {images.dtype}; convert them first")
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if len(labels) != len(images):
+            raise DataError(f"{name}: {len(images)} images but {len(labels)} labels")
+        if len(labels) and labels.min() < 0:
+            raise DataError(f"{name}: labels must be non-negative class ids")
+        n_classes = int(labels.max()) + 1 if len(labels) else 0
+        self.images = np.ascontiguousarray(images)
+        self.labels = labels
+        self.classes = list(classes) if classes is not None else [str(i) for i in range(n_classes)]
+        if n_classes > len(self.classes):
+            raise DataError(f"{name}: label {n_classes - 1} but only {len(self.classes)} class names")
+        self.name = name
+
+    def image(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.images[index])
+
+    def nbytes(self) -> int:
+        return int(self.images.nbytes)
+
+    def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> ArrayDataset:
+        idx = np.asarray(indices)
+        return ArrayDataset(self.images[idx], self.labels[idx], classes=self.classes,
+                            name=name or f"{self.name}[{len(idx)}]")
+
+
+def _to_uint8_chw(image: Any, where: str) -> torch.Tensor:
+    """PIL image, array or tensor -> uint8 (C, H, W) tensor."""
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("RGB")
+        image = np.asarray(image)
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+        if image.ndim == 3 and image.shape[-1] in (1, 3) and image.shape[0] not in (1, 3):
+            image = image.permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor):
+        raise DataError(f"{where}: expected a PIL image, array or tensor, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = image[None]
+    if image.ndim != 3:
+        raise DataError(f"{where}: expected an image (C, H, W) or (H, W), got shape {tuple(image.shape)}")
+    if image.dtype.is_floating_point:
+        if image.min() < 0 or image.max() > 1:
+            raise DataError(f"{where}: float images must be in [0, 1] (un-normalized); got "
+                            f"[{float(image.min()):.3g}, {float(image.max()):.3g}]")
+        image = (image * 255).round().to(torch.uint8)
+    elif image.dtype != torch.uint8:
+        raise DataError(f"{where}: unsupported image dtype {image.dtype}; use uint8 or float in [0, 1]")
+    return image.contiguous()
+
+
+class ImageFolderDataset(ImageDataset):
+    """``root/<class_name>/<image>``; images are decoded on access (torchvision.io)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"imagefolder: {self.root} is not a directory")
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        files, labels = [], []
+        for label, name in enumerate(self.classes):
+            for f in sorted((self.root / name).iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(f)
+                    labels.append(label)
+        if not files:
+            raise DataError(f"imagefolder: no images ({', '.join(IMAGE_SUFFIXES)}) under {self.root}/<class>/")
+        self.files = files
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.name = f"imagefolder:{self.root}"
+
+    def image(self, index: int) -> torch.Tensor:
+        from torchvision.io import ImageReadMode, decode_image, read_file
+
+        path = self.files[index]
+        try:
+            img = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+        except Exception as e:  # torchvision raises RuntimeError with little context
+            raise DataError(f"cannot decode image {path}: {e}. Remove or replace the file.") from e
+        if img.shape[0] == 4:  # drop alpha
+            img = img[:3]
+        elif img.shape[0] == 2:  # gray + alpha
+            img = img[:1]
+        return img
+
+    def nbytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+class TorchDatasetAdapter(ImageDataset):
+    """Wraps any map-style dataset yielding ``(image, label)``; reads labels from ``.targets``
+    when present (else by iterating once)."""
+
+    def __init__(self, dataset: Dataset, *, classes: Sequence[str] | None = None, name: str | None = None) -> None:
+        self.dataset = dataset
+        targets = getattr(dataset, "targets", None)
+        if targets is None:
+            targets = [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
+        self.labels = np.asarray(targets, dtype=np.int64).reshape(-1)
+        classes = classes or getattr(dataset, "classes", None)
+        n = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self.classes = list(classes) if classes else [str(i) for i in range(n)]
+        self.name = name or type(dataset).__name__
+
+    def image(self, index: int) -> torch.Tensor:
+        return _to_uint8_chw(self.dataset[index][0], f"{self.name}[{index}]")
+
+
+def _load_digits(split: str) -> ArrayDataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    idx_train, idx_test = train_test_split(
+        np.arange(len(d.target)), test_size=0.2, random_state=0, stratify=d.target
+    )
+    idx = np.sort(idx_train if split == "train" else idx_test)
+    return ArrayDataset(images[idx], d.target[idx], classes=[str(i) for i in range(10)],
+                        name="digits" if split == "train" else "digits:test")
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _load_fashion_mnist(split: str, download: bool, root: str | None) -> ArrayDataset:
+    prefix = "train" if split == "train" else "t10k"
+    dirs = [root] if root else [os.environ.get("DRKIT_FASHION_MNIST", ""), *FASHION_MNIST_DIRS]
+    for d in filter(None, dirs):
+        for suffix in (".gz", ""):
+            img, lab = Path(d) / f"{prefix}-images-idx3-ubyte{suffix}", Path(d) / f"{prefix}-labels-idx1-ubyte{suffix}"
+            if img.exists() and lab.exists():
+                return ArrayDataset(_read_idx(img), _read_idx(lab), classes=FASHION_MNIST_CLASSES,
+                                    name="fashion-mnist" if split == "train" else "fashion-mnist:test")
+    if not download:
+        raise DataError(
+            "Fashion-MNIST not found in " + ", ".join(filter(None, dirs)) + ". Install it offline with "
+            "`apt-get install dataset-fashion-mnist`, set $DRKIT_FASHION_MNIST to a folder with the IDX "
+            "files, or pass download=True (--download) to fetch it with torchvision."
+        )
+    from torchvision.datasets import FashionMNIST
+
+    target = Path(root or Path.home() / ".cache" / "drkit")
+    ds = FashionMNIST(str(target), train=split == "train", download=True)
+    return ArrayDataset(ds.data.numpy(), ds.targets.numpy(), classes=FASHION_MNIST_CLASSES,
+                        name="fashion-mnist" if split == "train" else "fashion-mnist:test")
+
+
+def _load_npz(path: str) -> ArrayDataset:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"npz: file {p} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+            xk = next((k for k in ("x", "images", "x_train") if k in keys), None)
+            yk = next((k for k in ("y", "labels", "y_train") if k in keys), None)
+            if xk is None or yk is None:
+                raise DataError(f"npz: {p} needs arrays 'x' (or 'images') and 'y' (or 'labels'); it has {sorted(keys)}")
+            classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+            return ArrayDataset(z[xk], z[yk], classes=classes, name=f"npz:{p}")
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"npz: cannot read {p}: {e}") from e
+
+
+def load_dataset(source: str | Dataset, *, download: bool = False, root: str | None = None) -> ImageDataset:
+    """Resolve a dataset name (see the module docstring) or wrap a dataset object."""
+    if isinstance(source, ImageDataset):
+        return source
+    if isinstance(source, Dataset):
+        return TorchDatasetAdapter(source)
+    if not isinstance(source, str):
+        raise DataError(f"expected a dataset name or a map-style dataset, got {type(source).__name__}")
+    kind, _, arg = source.partition(":")
+    if kind in ("digits", "fashion-mnist"):
+        split = arg or "train"
+        if split not in ("train", "test"):
+            raise DataError(f"{kind}: split must be 'train' or 'test', got {split!r}")
+        ds: ImageDataset = _load_digits(split) if kind == "digits" else _load_fashion_mnist(split, download, root)
+    elif kind == "imagefolder" and arg:
+        ds = ImageFolderDataset(arg)
+    elif kind == "npz" and arg:
+        ds = _load_npz(arg)
+    else:
+        raise DataError(
+            f"unknown dataset {source!r}: use digits[:test], fashion-mnist[:test], imagefolder:PATH or npz:PATH"
+        )
+    if len(ds) == 0:
+        raise DataError(f"dataset {source!r} is empty")
+    return ds
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> dict[str, Any]:
+    """Length, class count, label checksum and a content checksum over up to
+    ``FINGERPRINT_ITEMS`` evenly spaced images: what a store is checked against."""
+    n = len(dataset)
+    labels = np.ascontiguousarray(np.asarray(dataset.labels, dtype="<i8"))
+    idx = np.unique(np.linspace(0, n - 1, num=min(n, FINGERPRINT_ITEMS)).round().astype(np.int64)) if n else []
+    h = hashlib.sha256()
+    for i in idx:
+        img = dataset.image(int(i))
+        h.update(np.asarray(img.shape, dtype="<i8").tobytes())
+        h.update(img.contiguous().numpy().tobytes())
+    return {
+        "length": n,
+        "num_classes": dataset.num_classes,
+        "image_shape": list(dataset.image_shape) if n else [],
+        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+        "content_sha256": h.hexdigest(),
+        "content_items": len(idx),
+    }

@@ -1,0 +1,107 @@
+"""Classifiers sized for the data: drkit's own small nets and timm architectures adapted to small
+grayscale or large RGB inputs. Models take float images in ``[0, 1]`` and normalize internally.
+
+``create_model(name, num_classes=..., in_chans=..., image_size=...)`` accepts:
+
+- ``smallcnn`` / ``smallcnn-W``: two conv blocks + linear head, W base channels (default 32);
+- ``mlp`` / ``mlp-W``: one hidden layer of W units (default 256);
+- any timm name (``resnet18``, ``mobilenetv3_small_050``, ``vit_tiny_patch16_224``, ...): built
+  with ``in_chans``/``num_classes``; below 64 px ResNet/MobileNet stems lose their stride
+  (``output_stride``-free) and ViTs get ``img_size`` and a 4-px patch, so 8×8/28×28 inputs keep
+  a spatial map.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .teachers import Normalize
+
+__all__ = ["create_model", "SmallCNN", "MLP"]
+
+_SMALL = 64
+
+
+class SmallCNN(nn.Module):
+    """conv-bn-relu ×2, pool, conv-bn-relu ×2, global pool, linear. ``(B, C, H, W) -> (B, classes)``."""
+
+    def __init__(self, in_chans: int, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(in_chans, width), *block(width, width), nn.MaxPool2d(2, ceil_mode=True),
+            *block(width, 2 * width), *block(2 * width, 2 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features: int, num_classes: int, width: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(inplace=True),
+                                 nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _width(name: str, default: int) -> int:
+    _, _, w = name.partition("-")
+    try:
+        return int(w) if w else default
+    except ValueError as e:
+        raise ConfigError(f"model {name!r}: expected NAME-WIDTH with an integer width") from e
+
+
+def _timm_model(name: str, num_classes: int, in_chans: int, image_size: tuple[int, int]) -> nn.Module:
+    import timm
+
+    small = min(image_size) < _SMALL
+    kwargs: dict[str, object] = {"num_classes": num_classes, "in_chans": in_chans}
+    if name.startswith(("vit", "deit")):
+        patch = 4 if small else 16
+        kwargs.update(img_size=tuple(image_size), patch_size=patch)
+    try:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception as e:
+        raise ConfigError(f"timm cannot create {name!r} for {in_chans}×{image_size} with {num_classes} classes: {e}") from e
+    if small:
+        _unstride_stem(model, in_chans)
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    mean, std = list(cfg.get("mean", (0.5,) * 3)), list(cfg.get("std", (0.5,) * 3))
+    if len(mean) != in_chans:
+        mean, std = [sum(mean) / len(mean)] * in_chans, [sum(std) / len(std)] * in_chans
+    return Normalize(model, mean, std)
+
+
+def _unstride_stem(model: nn.Module, in_chans: int) -> None:
+    """Small images: a 3×3 stride-1 stem and no stem max-pool (CIFAR-style ResNet/MobileNet)."""
+    conv1 = getattr(model, "conv1", None)
+    if isinstance(conv1, nn.Conv2d):  # ResNet family
+        model.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, 1, 1, bias=False)
+        if isinstance(getattr(model, "maxpool", None), nn.Module):
+            model.maxpool = nn.Identity()
+        return
+    conv_stem = getattr(model, "conv_stem", None)
+    if isinstance(conv_stem, nn.Conv2d):  # MobileNet / EfficientNet family
+        model.conv_stem = nn.Conv2d(in_chans, conv_stem.out_channels, 3, 1, 1, bias=False)
+
+
+def create_model(name: str, *, num_classes: int, in_chans: int, image_size: tuple[int, int]) -> nn.Module:
+    """A classifier by name (module docstring), initialised from the global torch seed."""
+    if num_classes < 2 or in_chans < 1:
+        raise ConfigError(f"need >= 2 classes and >= 1 channel, got {num_classes} and {in_chans}")
+    base = name.split("-")[0]
+    if base == "smallcnn":
+        return SmallCNN(in_chans, num_classes, _width(name, 32))
+    if base == "mlp":
+        return MLP(in_chans * image_size[0] * image_size[1], num_classes, _width(name, 256))
+    return _timm_model(name, num_classes, in_chans, image_size)

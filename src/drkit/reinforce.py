@@ -1,0 +1,360 @@
+"""Reinforce a dataset: augment every sample ``num_augs`` times, run the teacher ensemble once per
+view, keep the parameters and the sparsified output (Faghri et al., ICCV 2023, §3).
+
+Data flow: ``dataset -> policy.sample/apply (DataLoader workers) -> teacher (fixed-size chunks)
+-> topk_sparsify -> ShardWriter``.
+
+Why the store is byte-identical whatever the batch size, worker count or interruptions:
+
+- parameters are a pure function of (seed, sample, augmentation) (``drkit._rng``);
+- records are laid out shard by shard in (sample, augmentation) order, and the teacher always
+  sees the same chunks of that order — ``teacher_batch`` rows from the start of each shard — so
+  its floating-point results do not depend on how the DataLoader batched the images;
+- shards are written atomically and a rerun recomputes exactly the missing ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import __version__
+from .data import ImageDataset, dataset_fingerprint, load_dataset
+from .errors import ConfigError, StoreError, StoreMismatchError, TeacherError
+from .policies import DEFAULT_POLICY, Policy, PolicyConfig
+from .store import (
+    FORMAT,
+    MANIFEST,
+    SCHEMA_VERSION,
+    ShardWriter,
+    Store,
+    dtype_to_json,
+    read_manifest,
+    record_dtype,
+    shard_ranges,
+    write_manifest,
+)
+from .targets import topk_sparsify
+from .teachers import TeacherEnsemble, best_device, load_teacher
+
+__all__ = ["ReinforceConfig", "reinforce", "AugmentedRecords", "ShardComputer", "prepare_teacher"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReinforceConfig:
+    """Settings of one reinforcement run. Every field except the throughput knobs
+    (``batch_size``, ``num_workers``, ``device`` aside) is recorded in the store's manifest."""
+
+    policy: str = field(default=DEFAULT_POLICY, metadata={"help": "augmentation policy: cropflip, randaugment, mixing, randaugment+mixing"})
+    num_augs: int = field(default=16, metadata={"help": "stored augmentations per sample"})
+    topk: int = field(default=10, metadata={"help": "teacher probabilities kept per augmentation (all when >= classes)"})
+    seed: int = field(default=0, metadata={"help": "seed of every random choice"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the teacher ensemble"})
+    image_size: int | None = field(default=None, metadata={"help": "output side length of augmented views (default: source size)"})
+    shard_size: int = field(default=1024, metadata={"help": "samples per shard (the unit of work and of resume)"})
+    teacher_batch: int = field(default=256, metadata={"help": "records per teacher forward; fixed so results do not depend on batch_size"})
+    batch_size: int = field(default=128, metadata={"help": "DataLoader batch size (throughput only)"})
+    num_workers: int = field(default=-1, metadata={"help": "DataLoader workers; -1: one per spare CPU core, up to 8"})
+    device: str | None = field(default=None, metadata={"help": "teacher device (default: cuda, mps, then cpu)"})
+
+    def __post_init__(self) -> None:
+        for name in ("num_augs", "topk", "shard_size", "teacher_batch", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.num_augs >= 65536:
+            raise ConfigError(f"num_augs must be below 65536, got {self.num_augs}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        PolicyConfig(self.policy)  # validates the name
+
+    def workers(self) -> int:
+        if self.num_workers >= 0:
+            return self.num_workers
+        return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+class AugmentedRecords(Dataset):
+    """Flat view of the records of some shards: item ``r`` is the augmented view of one
+    (sample, augmentation) pair and its parameter record, in shard order."""
+
+    def __init__(self, dataset: ImageDataset, policy: Policy, *, seed: int, num_augs: int,
+                 ranges: Sequence[tuple[int, int]]) -> None:
+        self.dataset, self.policy, self.seed, self.num_augs = dataset, policy, seed, num_augs
+        self.starts = [a for a, _ in ranges]
+        self.offsets = np.cumsum([0] + [(b - a) * num_augs for a, b in ranges])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, r: int) -> tuple[int, int]:
+        part = int(np.searchsorted(self.offsets, r, side="right")) - 1
+        i, j = divmod(r - int(self.offsets[part]), self.num_augs)
+        return self.starts[part] + i, j
+
+    def __getitem__(self, r: int) -> tuple[torch.Tensor, np.ndarray]:
+        i, j = self.locate(r)
+        n = len(self.dataset)
+        params = self.policy.sample(self.seed, i, j, num_samples=n, num_augs=self.num_augs)
+        if self.policy.config.uses_mixing:
+            p, pa = int(params["partner"]), int(params["partner_aug"])
+            view = self.policy.apply(self.dataset.image(i), params, self.dataset.image(p),
+                                     self.policy.sample_base(self.seed, p, pa))
+        else:
+            view = self.policy.apply(self.dataset.image(i), params)
+        return view, params
+
+
+def _collate(batch: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[torch.Tensor, np.ndarray]:
+    return torch.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+
+
+def _weights_sha256(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def prepare_teacher(teachers: str | nn.Module | Sequence[str | nn.Module], dataset: ImageDataset, *,
+                    temperature: float) -> tuple[TeacherEnsemble, dict[str, Any]]:
+    """Load every member and describe the ensemble (specs, parameter counts, weight checksums)."""
+    specs = [teachers] if isinstance(teachers, (str, nn.Module)) else list(teachers)
+    if not specs:
+        raise TeacherError("no teacher given: pass at least one --teacher")
+    c = dataset.image_shape[0]
+    members, descs = [], []
+    for spec in specs:
+        model, desc = load_teacher(spec, num_classes=dataset.num_classes, in_chans=c)
+        desc["weights_sha256"] = _weights_sha256(model)
+        members.append(model)
+        descs.append(desc)
+    return TeacherEnsemble(members, temperature=temperature), {"members": descs, "temperature": temperature}
+
+
+class ShardComputer:
+    """Computes the records of shards: augmentation in DataLoader workers, the teacher on
+    ``device`` in fixed ``teacher_batch`` chunks from each shard's start. Engines (local, Ray)
+    call :meth:`run` and hand the resulting arrays to a :class:`ShardWriter`."""
+
+    def __init__(self, dataset: ImageDataset, policy: Policy, teacher: TeacherEnsemble, dtype: np.dtype,
+                 config: ReinforceConfig, device: torch.device) -> None:
+        self.dataset, self.policy, self.dtype, self.config, self.device = dataset, policy, dtype, config, device
+        self.teacher = teacher.to(device)
+        self.topk = min(config.topk, dataset.num_classes)
+
+    def _forward(self, views: torch.Tensor, first_record: int) -> torch.Tensor:
+        probs = self.teacher(views.to(self.device, non_blocking=True)).float()
+        if probs.ndim != 2 or probs.shape[1] != self.dataset.num_classes:
+            raise TeacherError(
+                f"the teacher returns {tuple(probs.shape[1:])} outputs per image but the dataset has "
+                f"{self.dataset.num_classes} classes; give it a head with {self.dataset.num_classes} outputs"
+            )
+        bad = ~torch.isfinite(probs).all(dim=1)
+        if bad.any():
+            r = first_record + int(bad.nonzero()[0, 0])
+            raise TeacherError(
+                f"the teacher produced NaN/inf for record {r} (sample {r // self.config.num_augs}, "
+                f"augmentation {r % self.config.num_augs}); check its weights and input normalization"
+            )
+        return probs
+
+    def probe(self) -> None:
+        """Run the teacher on one view before anything is written (width, finiteness)."""
+        view, _ = AugmentedRecords(self.dataset, self.policy, seed=self.config.seed, num_augs=self.config.num_augs,
+                                   ranges=[(0, 1)])[0]
+        self._forward(view[None], 0)
+
+    def run(self, shards: Sequence[tuple[int, int, int]],
+            on_progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(shard index, first sample, records)`` for each of ``shards`` in order."""
+        if not shards:
+            return
+        cfg, A = self.config, self.config.num_augs
+        records = AugmentedRecords(self.dataset, self.policy, seed=cfg.seed, num_augs=A,
+                                   ranges=[(a, b) for _, a, b in shards])
+        workers = cfg.workers()
+        loader = DataLoader(records, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
+                            collate_fn=_collate, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False, prefetch_factor=4 if workers else None)
+        it = iter(loader)
+        views: list[torch.Tensor] = []
+        params: list[np.ndarray] = []
+        buffered = 0
+
+        def take(n: int) -> tuple[torch.Tensor, np.ndarray]:
+            nonlocal views, params, buffered
+            x, p = torch.cat(views), np.concatenate(params)
+            views, params, buffered = [x[n:]], [p[n:]], buffered - n
+            return x[:n], p[:n]
+
+        for s, a, b in shards:
+            rows = (b - a) * A
+            out = np.zeros(rows, dtype=self.dtype)
+            done = 0
+            while done < rows:
+                need = min(cfg.teacher_batch, rows - done)
+                while buffered < need:
+                    x, p = next(it)
+                    views.append(x)
+                    params.append(p)
+                    buffered += len(x)
+                    if on_progress:
+                        on_progress(len(x))
+                x, p = take(need)
+                probs = self._forward(x, a * A + done)
+                values, ids = topk_sparsify(probs, self.topk)
+                chunk = out[done : done + need]
+                for name in p.dtype.names:
+                    chunk[name] = p[name]
+                chunk["probs"] = values.cpu().numpy()
+                if "classes" in self.dtype.names:
+                    chunk["classes"] = ids.cpu().numpy()
+                done += need
+            yield s, a, out.reshape(b - a, A)
+
+
+def _settings(dataset: ImageDataset, policy: Policy, teacher_desc: dict[str, Any], dtype: np.dtype,
+              config: ReinforceConfig, device: torch.device) -> dict[str, Any]:
+    return {
+        "dataset": {"name": dataset.name, **dataset_fingerprint(dataset)},
+        "policy": policy.describe(),
+        "teacher": {**teacher_desc, "device_type": device.type},
+        "num_augs": config.num_augs,
+        "topk": min(config.topk, dataset.num_classes),
+        "seed": config.seed,
+        "shard_size": config.shard_size,
+        "teacher_batch": config.teacher_batch,
+        "record_dtype": dtype_to_json(dtype),
+    }
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def reinforce(
+    data: str | ImageDataset | Dataset,
+    teachers: str | nn.Module | Sequence[str | nn.Module],
+    out: str | os.PathLike[str],
+    config: ReinforceConfig | None = None,
+    *,
+    progress: bool = True,
+    download: bool = False,
+    **overrides: Any,
+) -> Store:
+    """Reinforce ``data`` with ``teachers`` into the store directory ``out`` and open it.
+
+    ``overrides`` set :class:`ReinforceConfig` fields (``policy="cropflip"``, ``num_augs=8``, ...).
+    Rerunning with the same settings resumes an interrupted run (complete shards are kept); an
+    ``out`` made from other settings is an error. The returned store's ``run_stats`` tells what
+    this call computed and how fast.
+    """
+    try:
+        config = dataclasses.replace(config or ReinforceConfig(), **overrides)
+    except TypeError as e:
+        raise ConfigError(f"unknown reinforce setting: {e}") from e
+    dataset = load_dataset(data, download=download)
+    if len(dataset) == 0:
+        raise ConfigError("the dataset is empty: nothing to reinforce")
+    shape = dataset.image_shape
+    size = (config.image_size, config.image_size) if config.image_size else None
+    policy = Policy(PolicyConfig(config.policy, size=size), shape)
+    device = torch.device(config.device) if config.device else best_device()
+    teacher, teacher_desc = prepare_teacher(teachers, dataset, temperature=config.temperature)
+    dtype = record_dtype(policy.param_dtype, dataset.num_classes, config.topk)
+    settings = _settings(dataset, policy, teacher_desc, dtype, config, device)
+    root = Path(out)
+
+    manifest: dict[str, Any] | None = None
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"--out {root} exists and is not a directory")
+    if (root / MANIFEST).is_file():
+        manifest = read_manifest(root)
+        differ = _diff(manifest["settings"], settings)
+        if differ:
+            raise StoreMismatchError(
+                f"{root} already holds a store made from other settings ({', '.join(differ[:6])} differ); "
+                "choose another --out, or delete it to start over"
+            )
+        if manifest.get("complete"):
+            log.info("%s is already complete: nothing to do", root)
+            store = Store.open(root)
+            store.run_stats = {"records_computed": 0, "seconds": 0.0, "records_per_s": 0.0}
+            return store
+    elif root.exists() and any(root.iterdir()):
+        raise StoreError(f"--out {root} exists, is not empty and is not a drkit store; choose an empty or new directory")
+
+    computer = ShardComputer(dataset, policy, teacher, dtype, config, device)
+    computer.probe()  # fails on a wrong-width or NaN teacher before anything is written
+
+    fresh, created = manifest is None, not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    writer = ShardWriter(root)
+    writer.clean_temporaries()
+    done: dict[int, dict[str, Any]] = {}
+    if manifest is not None:
+        for s in manifest["shards"]:
+            p = root / s["file"]
+            if p.is_file() and p.stat().st_size == s["bytes"]:
+                done[s["index"]] = s
+    manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
+                "complete": False, "settings": settings, "shards": [done[k] for k in sorted(done)]}
+    write_manifest(root, manifest)
+
+    pending = [r for r in shard_ranges(len(dataset), config.shard_size) if r[0] not in done]
+    total = sum((b - a) * config.num_augs for _, a, b in pending)
+    log.info("reinforcing %s: %d shards to do (%d already done), %d records", dataset.name, len(pending),
+             len(done), total)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="img", desc="reinforce", disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for s, a, recs in computer.run(pending, on_progress=bar.update):
+            done[s] = writer.write(s, a, recs).to_dict()
+            manifest["shards"] = [done[k] for k in sorted(done)]
+            write_manifest(root, manifest)
+    except BaseException:
+        writer.clean_temporaries()
+        if fresh and not done:  # nothing of value was written: leave nothing behind
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            else:
+                (root / MANIFEST).unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    manifest["complete"] = True
+    write_manifest(root, manifest)
+    store = Store.open(root)
+    store.run_stats = {"records_computed": total, "seconds": seconds,
+                       "records_per_s": total / seconds if seconds > 0 else 0.0,
+                       "source_bytes": dataset.nbytes()}
+    return store
