@@ -182,7 +182,7 @@ def apply_randaugment(
     image: torch.Tensor, ops: np.ndarray | list[int], bins: np.ndarray | list[int], num_bins: int
 ) -> torch.Tensor:
     """Apply the RandAugment ops in order (``uint8`` image)."""
-    for op, b in zip(ops, bins):
+    for op, b in zip(ops, bins, strict=True):
         image = _apply_ra_op(image, int(op), int(b), num_bins)
     return image
 

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import __version__
+from ._progress import progress_bar
 from .data import ImageDataset, dataset_fingerprint, load_dataset
 from .errors import ConfigError, StoreError, StoreMismatchError, TeacherError
 from .policies import DEFAULT_POLICY, Policy, PolicyConfig
@@ -331,9 +332,7 @@ def reinforce(
     total = sum((b - a) * config.num_augs for _, a, b in pending)
     log.info("reinforcing %s: %d shards to do (%d already done), %d records", dataset.name, len(pending),
              len(done), total)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, unit="img", desc="reinforce", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total, desc="reinforce", unit="img", enabled=progress)
     t0 = time.perf_counter()
     try:
         for s, a, recs in computer.run(pending, on_progress=bar.update):

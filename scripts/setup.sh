@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets drkit up on a fresh machine: PyTorch + torchvision from PyPI, Debian's Fashion-MNIST files
+# when apt is available (optional: tests that need them skip otherwise), then drkit with its test
+# extras in editable mode. Safe to rerun: every step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+# torchvision's compiled ops must load (a CPU-only torch wheel from a local wheel cache may not
+# match PyPI's torchvision): install the pair from PyPI proper, ignoring local find-links.
+if ! "$PY" -c "import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)" 2>/dev/null; then
+  echo "setup: installing torch==2.13.0 and torchvision==0.28.0 from PyPI (about a minute, ~5 GB)"
+  PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null "$PY" -m pip install -q --index-url https://pypi.org/simple \
+    "torch==2.13.0" "torchvision==0.28.0"
+fi
+
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
+   && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing Debian's dataset-fashion-mnist"
+  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+    || echo "setup: dataset-fashion-mnist unavailable; Fashion-MNIST tests will be skipped"
+fi
+
+"$PY" -m pip install -q -e ".[test]"
+echo "setup: done ($("$PY" -c 'import drkit, torch; print("drkit", drkit.__version__, "torch", torch.__version__)'))"

@@ -1,0 +1,191 @@
+"""The ``drkit`` command line. Each subcommand's options come from a typed config dataclass
+(cleanrl-style), so the CLI and the Python API never disagree.
+
+    drkit reinforce DATA --teacher SPEC [--teacher SPEC ...] --out STORE [options]
+    drkit info STORE [--json]
+    drkit verify STORE [--data DATA]
+    drkit demo [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import DrkitError
+
+log = logging.getLogger("drkit")
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = ()) -> None:
+    """One ``--field-name`` option per dataclass field, typed and documented from the field."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        type_name = str(f.type).replace(" | None", "").replace("Optional[", "").rstrip("]")
+        kind = _TYPES.get(type_name, str)
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=default, dest=f.name,
+                                help=f"{help_text} (default: {default})")
+
+
+def _config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _cmd_reinforce(args: argparse.Namespace) -> int:
+    from .reinforce import ReinforceConfig, reinforce
+
+    config = _config_from_args(ReinforceConfig, args)
+    t0 = time.perf_counter()
+    store = reinforce(args.data, args.teacher, args.out, config, progress=not args.quiet, download=args.download)
+    stats = store.run_stats or {}
+    s = store.summary()
+    records = s["num_samples"] * s["num_augs"]
+    source = stats.get("source_bytes")
+    print(f"\nreinforced {s['dataset']['name']} -> {store.root}")
+    print(f"  records           {records:,} ({s['num_samples']:,} samples × {s['num_augs']} augmentations), "
+          f"policy {s['policy']}, top-{s['topk']}{' (dense)' if s['dense'] else ''}")
+    print(f"  store size        {_human_bytes(s['bytes'])} = {s['bytes_per_record']:.1f} bytes per stored "
+          f"augmentation ({s['record_bytes']} per record + shard headers)")
+    if source:
+        print(f"  overhead          {s['bytes'] / source:.2%} of the source dataset ({_human_bytes(source)})")
+    if stats.get("records_computed"):
+        print(f"  computed          {stats['records_computed']:,} records in {stats['seconds']:.1f} s "
+              f"({stats['records_per_s']:.0f} images/s)")
+    else:
+        print("  computed          nothing: the store was already complete")
+    print(f"  wall time         {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store.open(args.store, verify=False)
+    s = store.summary()
+    if args.json:
+        print(json.dumps(s, indent=2, sort_keys=True))
+        return 0
+    d = s["dataset"]
+    print(f"store        {s['path']} (schema v{s['schema_version']})")
+    print(f"dataset      {d['name']}: {d['length']:,} samples, {d['num_classes']} classes, images {d['image_shape']}")
+    print(f"policy       {s['policy']}")
+    members = ", ".join(m.get("spec", m.get("class", "?")) for m in s["teacher"]["members"])
+    print(f"teacher      {members} (T={s['teacher']['temperature']})")
+    print(f"records      {s['num_augs']} augmentations × top-{s['topk']}{' (dense)' if s['dense'] else ''}, "
+          f"seed {s['seed']}")
+    print(f"size         {_human_bytes(s['bytes'])} in {s['shards']} shards, {s['bytes_per_record']:.1f} B per augmentation")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .store import Store
+
+    store = Store.open(args.store)
+    dataset = load_dataset(args.data, download=args.download) if args.data else None
+    report = store.verify(dataset)
+    what = "checksums, records" + (" and dataset fingerprint" if dataset is not None else "")
+    print(f"OK: {store.root}: {report['shards']} shards, {report['records']:,} records ({what} verified)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+
+    t0 = time.perf_counter()
+    r = run_demo(DemoConfig(out=args.out, teacher_epochs=args.teacher_epochs, num_augs=args.num_augs),
+                 progress=not args.quiet)
+    print("\nteacher ensemble (digits, test split)")
+    for t in r["teachers"]:
+        print(f"  {t['arch']:<14} top-1 {t['test_acc']:.2%}   {t['run']}")
+    print(f"  {'ensemble':<14} top-1 {r['ensemble_test_acc']:.2%}")
+    s = r["store"]
+    print(f"\nreinforced store  {s['path']}: {s['num_samples']:,} samples × {s['num_augs']} augmentations, "
+          f"policy {s['policy']}, {s['bytes_per_record']:.1f} B per augmentation, {_human_bytes(s['bytes'])}")
+    print(f"done in {time.perf_counter() - t0:.0f} s — inspect with: drkit info {s['path']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .reinforce import ReinforceConfig
+
+    p = argparse.ArgumentParser(prog="drkit", description="Improve an image-classification dataset once.")
+    p.add_argument("--version", action="version", version=f"drkit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reinforce", help="reinforce a dataset with a teacher ensemble",
+                       description="Augment every sample NUM_AUGS times, run the teacher ensemble once per view "
+                                   "and store the parameters + top-k probabilities. Rerun to resume.")
+    r.add_argument("data", help="digits, fashion-mnist, imagefolder:PATH or npz:PATH")
+    r.add_argument("--teacher", action="append", required=True,
+                   help="timm:NAME[@CKPT], torchscript:PATH, python:MODULE:CALLABLE or run:DIR; repeat for an ensemble")
+    r.add_argument("--out", required=True, help="store directory (created; resumed if it holds the same settings)")
+    r.add_argument("--download", action="store_true", help="allow downloading the dataset (torchvision)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_dataclass_args(r, ReinforceConfig)
+    r.set_defaults(func=_cmd_reinforce)
+
+    i = sub.add_parser("info", help="describe a store")
+    i.add_argument("store")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_info)
+
+    v = sub.add_parser("verify", help="check a store's checksums and records, optionally against its dataset")
+    v.add_argument("store")
+    v.add_argument("--data", help="the dataset it was made from (checks length, labels, content)")
+    v.add_argument("--download", action="store_true")
+    v.set_defaults(func=_cmd_verify)
+
+    d = sub.add_parser("demo", help="end to end on bundled digits: teacher ensemble, reinforcement",
+                       description="Train a small teacher ensemble on scikit-learn digits and reinforce the "
+                                   "training split. Cached: rerunning skips finished steps.")
+    d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    d.add_argument("--teacher-epochs", type=int, default=30)
+    d.add_argument("--num-augs", type=int, default=32)
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except DrkitError as e:
+        print(f"drkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ndrkit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
