@@ -4,6 +4,7 @@
     drkit reinforce DATA --teacher SPEC [--teacher SPEC ...] --out STORE [options]
     drkit info STORE [--json]
     drkit verify STORE [--data DATA]
+    drkit train DATA --arch NAME --mode erm|dr|kd --out RUN [options]
     drkit demo [--out DIR]
 """
 
@@ -114,25 +115,50 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .runs import train_run
+    from .train import TrainConfig
+
+    m = train_run(args.data, args.out, arch=args.arch, mode=args.mode, store=args.store, teachers=args.teacher or (),
+                  policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
+                  views=args.views, temperature=args.temperature, config=_config_from_args(TrainConfig, args),
+                  progress=not args.quiet)
+    c = m["config"]
+    print(f"\ntrained {c['arch']} ({c['mode']}, policy {c['policy']}) on {c['dataset']} "
+          f"({c['train_samples']:,} samples) for {len(m['epochs'])} epochs in {m['train_seconds']:.1f} s -> {args.out}")
+    if "final" in m:
+        f = m["final"]
+        print(f"  {c['eval_data']}: top-1 {f['top1']:.2%}  NLL {f['nll']:.3f}  ECE {f['ece']:.3f}  Brier {f['brier']:.3f}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DemoConfig, run_demo
 
     t0 = time.perf_counter()
-    r = run_demo(DemoConfig(out=args.out, teacher_epochs=args.teacher_epochs, num_augs=args.num_augs),
-                 progress=not args.quiet)
+    r = run_demo(DemoConfig(out=args.out, teacher_epochs=args.teacher_epochs, num_augs=args.num_augs,
+                            student_epochs=args.student_epochs), progress=not args.quiet)
     print("\nteacher ensemble (digits, test split)")
     for t in r["teachers"]:
-        print(f"  {t['arch']:<14} top-1 {t['test_acc']:.2%}   {t['run']}")
-    print(f"  {'ensemble':<14} top-1 {r['ensemble_test_acc']:.2%}")
+        print(f"  {t['arch']:<14} top-1 {t['top1']:.2%}   {t['run']}")
+    print(f"  {'ensemble':<14} top-1 {r['ensemble']['top1']:.2%}")
     s = r["store"]
     print(f"\nreinforced store  {s['path']}: {s['num_samples']:,} samples × {s['num_augs']} augmentations, "
           f"policy {s['policy']}, {s['bytes_per_record']:.1f} B per augmentation, {_human_bytes(s['bytes'])}")
-    print(f"done in {time.perf_counter() - t0:.0f} s — inspect with: drkit info {s['path']}")
+    st = r["students"]
+    print(f"\nstudent {DemoConfig.student}, same epochs and policy ({s['policy']}), digits test split")
+    print(f"  {'':<6}{'top-1':>8}{'NLL':>8}{'ECE':>8}{'train s':>9}")
+    for mode in ("erm", "dr"):
+        m = st[mode]
+        print(f"  {mode.upper():<6}{m['top1']:>8.2%}{m['nll']:>8.3f}{m['ece']:>8.3f}{m['train_seconds']:>9.1f}")
+    print(f"  DR − ERM top-1: {st['dr']['top1'] - st['erm']['top1']:+.2%}; store: {_human_bytes(s['bytes'])}")
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s; runs and store under {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .reinforce import ReinforceConfig
+    from .train import TrainConfig
 
     p = argparse.ArgumentParser(prog="drkit", description="Improve an image-classification dataset once.")
     p.add_argument("--version", action="version", version=f"drkit {__version__}")
@@ -162,12 +188,34 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--download", action="store_true")
     v.set_defaults(func=_cmd_verify)
 
-    d = sub.add_parser("demo", help="end to end on bundled digits: teacher ensemble, reinforcement",
-                       description="Train a small teacher ensemble on scikit-learn digits and reinforce the "
-                                   "training split. Cached: rerunning skips finished steps.")
+    t = sub.add_parser("train", help="train a student: erm, dr (reinforced store) or kd (online teacher)",
+                       description="Train a timm or drkit architecture at equal epochs and policy with ERM, DR or "
+                                   "online KD. Writes config, per-epoch metrics and safetensors checkpoints to --out; "
+                                   "rerun to resume.")
+    t.add_argument("data", help="digits, fashion-mnist, imagefolder:PATH or npz:PATH")
+    t.add_argument("--arch", default="smallcnn", help="smallcnn[-W], mlp[-W] or a timm name (default: smallcnn)")
+    t.add_argument("--mode", choices=("erm", "dr", "kd"), default="dr", help="target: labels, store, or online teacher")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--store", help="reinforced store (dr; kd uses its teachers when --teacher is absent)")
+    t.add_argument("--teacher", action="append", help="kd teacher spec, as for reinforce; repeat for an ensemble")
+    t.add_argument("--policy", help="augmentation policy (erm/kd; default: the store's, else randaugment)")
+    t.add_argument("--eval-data", help="evaluation split (default: DATA:test for digits/fashion-mnist)")
+    t.add_argument("--init", help="fine-tune from this run's weights (a new head when classes differ)")
+    t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
+    t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
+    t.add_argument("--temperature", type=float, default=1.0, help="kd: teacher softmax temperature")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_dataclass_args(t, TrainConfig)
+    t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("demo", help="end to end on bundled digits: teacher ensemble, reinforcement, ERM vs DR student",
+                       description="Train a small teacher ensemble on scikit-learn digits, reinforce the training "
+                                   "split, train a student with ERM and with DR and compare them. Cached: rerunning "
+                                   "skips finished steps.")
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     d.add_argument("--teacher-epochs", type=int, default=30)
     d.add_argument("--num-augs", type=int, default=32)
+    d.add_argument("--student-epochs", type=int, default=30)
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
     return p

@@ -137,7 +137,7 @@ def _to_uint8_chw(image: Any, where: str) -> torch.Tensor:
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
         if image.mode not in ("L", "RGB"):
             image = image.convert("RGB")
-        image = np.asarray(image)
+        image = np.array(image)  # a writable copy: np.asarray of a PIL image is read-only
     if isinstance(image, np.ndarray):
         image = torch.from_numpy(np.ascontiguousarray(image))
         if image.ndim == 3 and image.shape[-1] in (1, 3) and image.shape[0] not in (1, 3):
@@ -235,7 +235,9 @@ def _read_idx(path: Path) -> np.ndarray:
         data = f.read()
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    # a bytearray, not bytes: the array must be writable (torch.from_numpy warns on read-only memory
+    # and writing to a tensor over immutable bytes is undefined behaviour)
+    return np.frombuffer(bytearray(data), dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _load_fashion_mnist(split: str, download: bool, root: str | None) -> ArrayDataset:

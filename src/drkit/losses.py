@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["soft_target_cross_entropy", "kd_kl_loss"]
+__all__ = ["soft_target_cross_entropy", "sparse_soft_target_cross_entropy", "kd_kl_loss"]
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
@@ -32,3 +32,24 @@ def kd_kl_loss(logits: torch.Tensor, target: torch.Tensor, *, temperature: float
     """``T**2 * KL(target || softmax(logits / T))``, batch mean."""
     logp = F.log_softmax(logits.float() / temperature, dim=-1)
     return F.kl_div(logp, target.float(), reduction="batchmean") * (temperature**2)
+
+
+def sparse_soft_target_cross_entropy(logits: torch.Tensor, values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy against top-k targets, without materializing ``(B, C)`` targets.
+
+    The residual mass ``1 - sum(values)`` is spread evenly over the ``C - k`` other classes, exactly
+    as :func:`drkit.densify` does; the result equals
+    ``soft_target_cross_entropy(logits, densify(values, ids, C))`` (after renormalization).
+
+    Args:
+        logits: ``(B, C)``; values: ``(B, k)`` probabilities; ids: ``(B, k)`` class ids.
+    """
+    logp = F.log_softmax(logits.float(), dim=-1)
+    v = values.float().clamp_min(0)
+    C, k = logits.shape[-1], v.shape[-1]
+    residual = (1.0 - v.sum(-1)).clamp_min(0)
+    total = v.sum(-1) + residual  # renormalize as densify does (float16 values may sum past 1)
+    top = (v * logp.gather(-1, ids.long())).sum(-1)
+    rest = logp.sum(-1) - logp.gather(-1, ids.long()).sum(-1)
+    other = residual / max(C - k, 1) * rest if C > k else torch.zeros_like(top)
+    return -((top + other) / total).mean()

@@ -137,6 +137,8 @@ def sample_randaugment(
 
 
 def _apply_ra_op(image: torch.Tensor, op: int, signed_bin: int, num_bins: int) -> torch.Tensor:
+    if not 0 <= op < len(RANDAUGMENT_OPS):  # a negative id must not index from the end
+        raise ValueError(f"unknown RandAugment op id {op} (known: 0..{len(RANDAUGMENT_OPS) - 1})")
     name = RANDAUGMENT_OPS[op]
     _, height, width = image.shape
     sign = -1.0 if signed_bin < 0 else 1.0

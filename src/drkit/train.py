@@ -1,11 +1,14 @@
 """A baseline training loop others can import and benchmark against (airbench-style).
 
-``train(model, data, config)`` fits any classifier on a dataset that yields
-``(image, target distribution, label)``; :class:`FreshAugmented` is such a dataset for ordinary
-training (ERM): each epoch samples new parameters of the same policy drkit reinforces with, and
-the target is the one-hot label (mixed with the partner's for mixing policies). A finished run
-is a directory (``config.json``, ``model.safetensors``, ``metrics.json``) that ``run:DIR`` turns
-back into a teacher.
+:class:`Trainer` fits any classifier on a dataset that yields ``(image, target, label)`` where the
+target is a distribution (one-hot for ERM, the stored soft label for DR) — or, with a ``teacher``,
+replaces the target by the teacher's output on the same batch (online knowledge distillation, the
+honest baseline). :class:`FreshAugmented` is the ERM dataset: each epoch samples new parameters of
+the same policy drkit reinforces with.
+
+Everything that shapes a run is a function of (seed, epoch): the data order, the augmentations,
+the replayed records. A run saved after epoch ``e`` and resumed continues exactly as if it had not
+stopped; checkpoints are safetensors (model and optimizer tensors) plus JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 from ._progress import progress_bar
 from .data import ImageDataset
 from .errors import ConfigError
-from .losses import soft_target_cross_entropy
+from .losses import soft_target_cross_entropy, sparse_soft_target_cross_entropy
 from .policies import Policy, PolicyConfig
 from .teachers import best_device
 
-__all__ = ["TrainConfig", "FreshAugmented", "train", "predict_probs", "save_run"]
+__all__ = ["TrainConfig", "FreshAugmented", "Trainer", "train", "predict_probs"]
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +47,22 @@ class TrainConfig:
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, augmentation and order"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, augmentation and replay"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers"})
     device: str | None = field(default=None, metadata={"help": "cuda, mps or cpu (default: best available)"})
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ConfigError("epochs, batch_size and lr must be positive")
+            raise ConfigError(f"epochs, batch_size and lr must be positive, got {self.epochs}, {self.batch_size}, {self.lr}")
+        if self.num_workers < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError("num_workers, weight_decay and warmup_epochs must be >= 0")
 
 
 class FreshAugmented(Dataset):
     """``dataset`` augmented afresh each epoch with ``policy``: ``(view, one-hot target, label)``.
 
     Parameters are a pure function of (seed, index, epoch): call :meth:`set_epoch` every epoch.
+    With a mixing policy the target mixes the two one-hot labels by the mixing weight.
     """
 
     def __init__(self, dataset: ImageDataset, policy: Policy | PolicyConfig | str, *, seed: int = 0) -> None:
@@ -71,10 +77,10 @@ class FreshAugmented(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        ds, policy, C = self.dataset, self.policy, self.dataset.num_classes
+        ds, policy = self.dataset, self.policy
         params = policy.sample(self.seed, index, self.epoch, num_samples=len(ds), num_augs=1)
         label = int(ds.labels[index])
-        target = torch.zeros(C)
+        target = torch.zeros(ds.num_classes)
         if policy.config.uses_mixing:
             p = int(params["partner"])
             x = policy.apply(ds.image(index), params, ds.image(p), policy.sample_base(self.seed, p, self.epoch))
@@ -87,52 +93,139 @@ class FreshAugmented(Dataset):
         return x, target, label
 
 
-def _schedule(step: int, total: int, warmup: int) -> float:
+def _lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(total - warmup, 1)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *, progress: bool = True,
-          desc: str = "train") -> list[dict[str, float]]:
-    """Fit ``model`` on ``data`` (items ``(image, target distribution, label)``) with soft-target
-    cross-entropy. Calls ``data.set_epoch(e)`` when it exists. Returns per-epoch metrics."""
-    cfg = config or TrainConfig()
-    device = torch.device(cfg.device) if cfg.device else best_device()
-    model.to(device).train()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False,
-                        num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _schedule(s, total, max(1, int(cfg.warmup_epochs * len(loader))))
-    )
-    history = []
-    bar = progress_bar(total, desc=desc, unit="step", enabled=progress)
-    for epoch in range(cfg.epochs):
-        if hasattr(data, "set_epoch"):
-            data.set_epoch(epoch)
+def _flatten_views(x: torch.Tensor, target: Any, label: torch.Tensor) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """``(B, V, ...)`` items from a multi-view dataset -> ``(B*V, ...)``."""
+    if x.ndim != 5:
+        return x, target, label
+    b, v = x.shape[:2]
+    if isinstance(target, (tuple, list)):
+        target = tuple(t.flatten(0, 1) for t in target)
+    else:
+        target = target.flatten(0, 1)
+    return x.flatten(0, 1), target, label.repeat_interleave(v)
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and data order of one training run.
+
+    Args:
+        model: any classifier ``(B, C, H, W) -> (B, classes)``.
+        data: items ``(image, target, label)``; ``target`` a distribution ``(classes,)`` or a
+            sparse ``(values, ids)`` pair. ``data.set_epoch(e)`` is called when it exists.
+        config: optimisation settings.
+        teacher: if given, its output on each batch replaces the target (online KD).
+    """
+
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, *, teacher: nn.Module | None = None) -> None:
+        self.config = config
+        self.device = torch.device(config.device) if config.device else best_device()
+        self.model = model.to(self.device)
+        self.teacher = teacher.to(self.device).eval() if teacher is not None else None
+        self.data = data
+        self._gen = torch.Generator()
+        # Workers must not persist: they hold a copy of `data` and would miss set_epoch.
+        self.loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=self._gen,
+                                 num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = len(self.loader)
+        total, warmup = config.epochs * self.steps_per_epoch, max(1, int(config.warmup_epochs * self.steps_per_epoch))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr_factor(s, total, warmup))
+        self.epoch = 0  # epochs completed
+        self.history: list[dict[str, float]] = []
+
+    def _loss(self, logits: torch.Tensor, target: Any) -> torch.Tensor:
+        if isinstance(target, (tuple, list)):
+            return sparse_soft_target_cross_entropy(logits, target[0].to(self.device), target[1].to(self.device))
+        return soft_target_cross_entropy(logits, target.to(self.device))
+
+    def run_epoch(self, *, progress: bool = True, desc: str = "train") -> dict[str, float]:
+        """Train one epoch (the next one) and return its metrics."""
+        e = self.epoch
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(e)
+        self._gen.manual_seed(self.config.seed * 1_000_003 + e)  # data order: a function of (seed, epoch)
+        self.model.train()
         t0, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
-        for x, target, label in loader:
-            x, target, label = x.to(device), target.to(device), label.to(device)
-            logits = model(x)
-            loss = soft_target_cross_entropy(logits, target)
-            opt.zero_grad(set_to_none=True)
+        bar = progress_bar(self.steps_per_epoch, desc=f"{desc} {e + 1}/{self.config.epochs}", unit="step",
+                           enabled=progress)
+        for x, target, label in self.loader:
+            x, target, label = _flatten_views(x, target, label)
+            x, label = x.to(self.device, non_blocking=True), label.to(self.device)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = self.teacher(x)
+            logits = self.model(x)
+            loss = self._loss(logits, target)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            sched.step()
+            self.opt.step()
+            self.sched.step()
             loss_sum += loss.item() * len(x)
             correct += int((logits.argmax(-1) == label).sum())
             n += len(x)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / n:.3f}")
-        history.append({"epoch": epoch, "loss": loss_sum / n, "train_acc": correct / n,
-                        "seconds": time.perf_counter() - t0})
-    bar.close()
-    model.eval()
-    return history
+            bar.set_postfix(loss=f"{loss_sum / n:.3f}", refresh=False)
+        bar.close()
+        self.epoch += 1
+        self.model.eval()
+        metrics = {"epoch": e, "loss": loss_sum / n, "train_acc": correct / n, "seconds": time.perf_counter() - t0}
+        self.history.append(metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, directory: str | Path) -> None:
+        """``checkpoint.safetensors`` (model + optimizer tensors) and ``checkpoint.json`` (the rest),
+        written atomically so a crash mid-save keeps the previous checkpoint."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        opt = self.opt.state_dict()
+        for pid, st in opt["state"].items():
+            for name, v in st.items():
+                tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        save_file(tensors, str(d / "checkpoint.safetensors.tmp"))
+        meta = {"epoch": self.epoch, "history": self.history, "sched": self.sched.state_dict()}
+        (d / "checkpoint.json.tmp").write_text(json.dumps(meta))
+        (d / "checkpoint.safetensors.tmp").replace(d / "checkpoint.safetensors")
+        (d / "checkpoint.json.tmp").replace(d / "checkpoint.json")
+
+    def load(self, directory: str | Path) -> None:
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        tensors = load_file(str(d / "checkpoint.safetensors"))
+        meta = json.loads((d / "checkpoint.json").read_text())
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt = self.opt.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, name = k.split(".", 2)
+                state.setdefault(int(pid), {})[name] = v
+        opt["state"] = state
+        self.opt.load_state_dict(opt)
+        self.sched.load_state_dict(meta["sched"])
+        for g, lr in zip(self.opt.param_groups, self.sched.get_last_lr(), strict=True):
+            g["lr"] = lr
+        self.epoch, self.history = meta["epoch"], meta["history"]
+
+
+def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *, teacher: nn.Module | None = None,
+          progress: bool = True, desc: str = "train") -> list[dict[str, float]]:
+    """Fit ``model`` on ``data`` for ``config.epochs`` epochs; returns per-epoch metrics."""
+    trainer = Trainer(model, data, config or TrainConfig(), teacher=teacher)
+    for _ in range(trainer.config.epochs):
+        trainer.run_epoch(progress=progress, desc=desc)
+    return trainer.history
 
 
 @torch.no_grad()
@@ -147,20 +240,3 @@ def predict_probs(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 
         x = x.to(device).float() / 255.0
         out.append(torch.softmax(model(x).float(), -1).double().cpu())
     return torch.cat(out).numpy()
-
-
-def save_run(run_dir: str | Path, model: nn.Module, *, arch: str, dataset: ImageDataset,
-             config: TrainConfig, metrics: dict[str, Any]) -> Path:
-    """Write a run directory that ``run:DIR`` can load as a teacher."""
-    from safetensors.torch import save_file
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    c, h, w = dataset.image_shape
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(run_dir / "model.safetensors"))
-    (run_dir / "config.json").write_text(json.dumps(
-        {"arch": arch, "num_classes": dataset.num_classes, "in_chans": c, "image_size": [h, w],
-         "dataset": dataset.name, "train": asdict(config)}, indent=2) + "\n")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return run_dir

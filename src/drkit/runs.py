@@ -1,0 +1,210 @@
+"""Training runs on disk: ``drkit train DATA --arch NAME --mode erm|dr|kd --out RUN``.
+
+Three modes, equal in everything but the target (the comparison of the paper, §5):
+
+- ``erm``: the augmentation policy sampled afresh each epoch, one-hot (mixed for mixing) labels;
+- ``dr``: the reinforced store replayed (``ReinforcedDataset``), the stored soft labels;
+- ``kd``: the same policy sampled afresh and the teacher ensemble run online on every batch —
+  what dataset reinforcement saves; by default the store's own teachers.
+
+A run directory holds ``config.json`` (what defines the run), ``checkpoint.safetensors`` +
+``checkpoint.json`` (after every epoch: rerunning resumes), ``metrics.json`` (per-epoch training
+and evaluation metrics, wall time) and, once finished, ``model.safetensors`` — which makes the run
+usable as a teacher (``--teacher run:DIR``) or as an initialisation (``--init RUN``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .data import ImageDataset, load_dataset
+from .errors import ConfigError, StoreMismatchError
+from .metrics import classification_metrics
+from .models import create_model
+from .policies import DEFAULT_POLICY
+from .reinforce import prepare_teacher
+from .reinforced import ReinforcedDataset
+from .store import Store
+from .teachers import load_state_dict
+from .train import FreshAugmented, TrainConfig, Trainer, predict_probs
+
+__all__ = ["MODES", "train_run", "stratified_subset", "load_run_model"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("erm", "dr", "kd")
+
+
+class _EpochSubset(Dataset):
+    """``Subset`` that forwards ``set_epoch`` to the dataset it selects from."""
+
+    def __init__(self, dataset: Dataset, indices: np.ndarray) -> None:
+        self.dataset, self.indices = dataset, indices
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[int(self.indices[i])]
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, *, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``fraction`` of each class (at least one per class), chosen by ``seed``."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"train fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        picked.append(rng.choice(idx, size=max(1, int(round(fraction * len(idx)))), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def _default_eval(data: str | ImageDataset) -> str | None:
+    if isinstance(data, str) and data in ("digits", "fashion-mnist"):
+        return f"{data}:test"
+    return None
+
+
+def _init_from(model: nn.Module, run_dir: str | Path) -> list[str]:
+    """Load ``run_dir/model.safetensors`` into ``model`` except tensors whose shape differs (a new
+    head when the classes differ); returns the names left at their fresh initialisation."""
+    state = load_state_dict(Path(run_dir) / "model.safetensors")
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(own) - set(fit))
+    if len(fit) == 0:
+        raise ConfigError(f"--init {run_dir}: no tensor fits this architecture; pretrain the same --arch")
+    model.load_state_dict(fit, strict=False)
+    if skipped:
+        log.info("--init %s: fresh %s", run_dir, ", ".join(skipped))
+    return skipped
+
+
+def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The finished model of a run and its config."""
+    from .teachers import _run_teacher
+
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    return _run_teacher(Path(run_dir)), cfg
+
+
+def _store_teachers(store: Store) -> list[str]:
+    specs = [m.get("spec") for m in store.settings["teacher"]["members"]]
+    if not all(specs):
+        raise ConfigError(f"{store.root} was made with teacher modules given from Python; pass --teacher for kd mode")
+    return specs  # type: ignore[return-value]
+
+
+def train_run(
+    data: str | ImageDataset,
+    out: str | os.PathLike[str],
+    *,
+    arch: str = "smallcnn",
+    mode: str = "dr",
+    store: str | os.PathLike[str] | None = None,
+    teachers: Sequence[str | nn.Module] = (),
+    policy: str | None = None,
+    eval_data: str | ImageDataset | None = None,
+    init: str | os.PathLike[str] | None = None,
+    train_fraction: float = 1.0,
+    views: int = 1,
+    temperature: float = 1.0,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``arch`` on ``data`` in ``mode`` into the run directory ``out``; resumes a run with the
+    same config. Returns the metrics written to ``out/metrics.json``."""
+    cfg = config or TrainConfig()
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    dataset = load_dataset(data)
+    eval_name = eval_data if eval_data is not None else _default_eval(data)
+    eval_set = load_dataset(eval_name) if eval_name is not None else None
+    opened = Store.open(store, dataset=dataset) if store is not None else None
+    if mode == "dr" and opened is None:
+        raise ConfigError("mode dr needs --store (a store made by `drkit reinforce` from this dataset)")
+    policy_name = policy or (opened.policy_config.name if opened else DEFAULT_POLICY)
+    if mode == "kd" and not teachers:
+        if opened is None:
+            raise ConfigError("mode kd needs --teacher (or --store, whose teachers are then used)")
+        teachers = _store_teachers(opened)
+
+    c, h, w = dataset.image_shape
+    if eval_set is not None and (eval_set.image_shape != dataset.image_shape or eval_set.num_classes != dataset.num_classes):
+        raise ConfigError(f"eval data {eval_set.name} ({eval_set.image_shape}, {eval_set.num_classes} classes) "
+                          f"does not match {dataset.name} ({dataset.image_shape}, {dataset.num_classes} classes)")
+    indices = stratified_subset(dataset.labels, train_fraction, seed=cfg.seed) if train_fraction < 1 else None
+
+    run_config = {
+        "arch": arch, "mode": mode, "num_classes": dataset.num_classes, "in_chans": c, "image_size": [h, w],
+        "dataset": dataset.name, "train_samples": len(indices) if indices is not None else len(dataset),
+        "train_fraction": train_fraction, "eval_data": eval_set.name if eval_set else None,
+        "store": str(opened.root) if opened else None, "policy": policy_name, "views": views,
+        "teachers": [t if isinstance(t, str) else type(t).__name__ for t in teachers] if mode == "kd" else [],
+        "temperature": temperature, "init": str(init) if init else None,
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device")},
+    }
+    root = Path(out)
+    if (root / "config.json").is_file():
+        old = json.loads((root / "config.json").read_text())
+        if old != run_config:
+            differ = sorted(k for k in set(old) | set(run_config) if old.get(k) != run_config.get(k))
+            raise StoreMismatchError(f"{root} holds a run with other settings ({', '.join(differ)} differ); "
+                                     "choose another --out or delete it")
+    root.mkdir(parents=True, exist_ok=True)
+
+    if mode == "dr":
+        train_set: Dataset = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
+                                               policy=policy)
+    else:
+        train_set = FreshAugmented(dataset, policy_name, seed=cfg.seed)
+    if indices is not None:
+        train_set = _EpochSubset(train_set, indices)
+    teacher = prepare_teacher(list(teachers), dataset, temperature=temperature)[0] if mode == "kd" else None
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(arch, num_classes=dataset.num_classes, in_chans=c, image_size=(h, w))
+    if init:
+        _init_from(model, init)
+    trainer = Trainer(model, train_set, cfg, teacher=teacher)
+    if (root / "checkpoint.json").is_file():
+        trainer.load(root)
+        log.info("resuming %s after epoch %d", root, trainer.epoch)
+    (root / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+
+    metrics: dict[str, Any] = {"config": run_config, "epochs": list(trainer.history)}
+    while trainer.epoch < cfg.epochs:
+        m = trainer.run_epoch(progress=progress, desc=f"{mode} {arch}")
+        if eval_set is not None:
+            m.update({f"eval_{k}": v for k, v in classification_metrics(
+                predict_probs(trainer.model, eval_set), eval_set.labels).items()})
+        trainer.save(root)
+        metrics["epochs"] = trainer.history
+        (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()},
+              str(root / "model.safetensors"))
+    metrics["train_seconds"] = sum(e["seconds"] for e in trainer.history)
+    if eval_set is not None:
+        metrics["final"] = {k[5:]: v for k, v in trainer.history[-1].items() if k.startswith("eval_")}
+    metrics["complete"] = True
+    (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
