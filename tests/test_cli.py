@@ -99,11 +99,11 @@ def test_info_on_a_directory_that_is_not_a_store(tmp_path, capsys):
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--teacher-epochs", "1", "--num-augs", "2", "-q"]) == 0
+    assert main(["demo", "--out", str(out), "--teacher-epochs", "1", "--num-augs", "2", "--student-epochs", "1", "-q"]) == 0
     text = capsys.readouterr().out
     assert "ensemble" in text and "reinforced store" in text
     store = drkit.Store.open(out / "digits+", dataset=drkit.load_dataset("digits"))
     assert store.num_augs == 2 and len(store.settings["teacher"]["members"]) == 3
     # cached: the second run loads the teachers instead of training them and reuses the store
-    assert main(["demo", "--out", str(out), "--teacher-epochs", "1", "--num-augs", "2", "-q"]) == 0
+    assert main(["demo", "--out", str(out), "--teacher-epochs", "1", "--num-augs", "2", "--student-epochs", "1", "-q"]) == 0
     assert "reinforced store" in capsys.readouterr().out

@@ -17,12 +17,17 @@ from .errors import (  # noqa: E402
     StoreMismatchError,
     TeacherError,
 )
+from .losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
+from .metrics import classification_metrics  # noqa: E402
 from .models import create_model  # noqa: E402
 from .policies import POLICIES, Policy, PolicyConfig  # noqa: E402
 from .reinforce import ReinforceConfig, reinforce  # noqa: E402
+from .reinforced import ReinforcedDataset  # noqa: E402
+from .runs import train_run  # noqa: E402
 from .store import Store  # noqa: E402
 from .targets import densify, topk_sparsify  # noqa: E402
 from .teachers import TeacherEnsemble, load_teacher  # noqa: E402
+from .train import FreshAugmented, TrainConfig, Trainer, train  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -36,15 +41,25 @@ __all__ = [
     "StoreError",
     "StoreMismatchError",
     "StoreCorruptError",
+    "soft_target_cross_entropy",
+    "sparse_soft_target_cross_entropy",
+    "kd_kl_loss",
+    "classification_metrics",
     "create_model",
     "POLICIES",
     "Policy",
     "PolicyConfig",
     "ReinforceConfig",
     "reinforce",
+    "ReinforcedDataset",
+    "train_run",
     "Store",
     "densify",
     "topk_sparsify",
     "TeacherEnsemble",
     "load_teacher",
+    "FreshAugmented",
+    "TrainConfig",
+    "Trainer",
+    "train",
 ]

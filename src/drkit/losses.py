@@ -47,9 +47,9 @@ def sparse_soft_target_cross_entropy(logits: torch.Tensor, values: torch.Tensor,
     logp = F.log_softmax(logits.float(), dim=-1)
     v = values.float().clamp_min(0)
     C, k = logits.shape[-1], v.shape[-1]
-    residual = (1.0 - v.sum(-1)).clamp_min(0)
+    # the residual has somewhere to go only when some classes are outside the top-k
+    residual = (1.0 - v.sum(-1)).clamp_min(0) if C > k else torch.zeros_like(v[..., 0])
     total = v.sum(-1) + residual  # renormalize as densify does (float16 values may sum past 1)
     top = (v * logp.gather(-1, ids.long())).sum(-1)
     rest = logp.sum(-1) - logp.gather(-1, ids.long()).sum(-1)
-    other = residual / max(C - k, 1) * rest if C > k else torch.zeros_like(top)
-    return -((top + other) / total).mean()
+    return -((top + residual / max(C - k, 1) * rest) / total).mean()

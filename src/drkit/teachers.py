@@ -91,7 +91,13 @@ def _timm_teacher(name: str, checkpoint: str | None, num_classes: int, in_chans:
     except Exception as e:
         raise TeacherError(f"timm cannot create {name!r}: {e}") from e
     if checkpoint:
-        missing, unexpected = model.load_state_dict(load_state_dict(checkpoint), strict=False)
+        try:  # strict=False still raises on a shape mismatch (another head or stem)
+            missing, unexpected = model.load_state_dict(load_state_dict(checkpoint), strict=False)
+        except RuntimeError as e:
+            raise TeacherError(
+                f"checkpoint {checkpoint} does not fit timm:{name} with {num_classes} classes and "
+                f"{in_chans} channels: {e}"
+            ) from e
         if missing or unexpected:
             raise TeacherError(
                 f"checkpoint {checkpoint} does not fit timm:{name} with {num_classes} classes and "
@@ -152,7 +158,10 @@ def _run_teacher(run_dir: Path) -> nn.Module:
     cfg = json.loads(cfg_path.read_text())
     model = create_model(cfg["arch"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
                          image_size=tuple(cfg["image_size"]))
-    model.load_state_dict(load_state_dict(weights))
+    try:
+        model.load_state_dict(load_state_dict(weights))
+    except RuntimeError as e:
+        raise TeacherError(f"{weights} does not fit the model its config.json describes: {e}") from e
     return model
 
 
