@@ -8,11 +8,11 @@ EPOCHS and STORE can be set in the environment.
 import os
 
 import torch
-import torch.nn.functional as F  # noqa: F401
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import drkit
-from drkit.train import FreshAugmented  # noqa: F401
+from drkit.train import FreshAugmented
 
 EPOCHS, STORE = int(os.environ.get("EPOCHS", 30)), os.environ.get("STORE", "runs/demo/digits+")
 torch.manual_seed(0)
