@@ -5,10 +5,13 @@ grayscale or large RGB inputs. Models take float images in ``[0, 1]`` and normal
 
 - ``smallcnn`` / ``smallcnn-W``: two conv blocks + linear head, W base channels (default 32);
 - ``mlp`` / ``mlp-W``: one hidden layer of W units (default 256);
-- any timm name (``resnet18``, ``mobilenetv3_small_050``, ``vit_tiny_patch16_224``, ...): built
-  with ``in_chans``/``num_classes``; below 64 px ResNet/MobileNet stems lose their stride
-  (``output_stride``-free) and ViTs get ``img_size`` and a 4-px patch, so 8×8/28×28 inputs keep
-  a spatial map.
+- ``vit-mini`` / ``vit-mini-D``: a small timm ``VisionTransformer`` (embed 96, depth D=6, 3 heads,
+  4-px patches below 64 px) that trains at CPU speed on 28×28 images;
+- any timm name (``resnet18``, ``mobilenetv3_small_100``, ``vit_tiny_patch16_224``, ...): built
+  with ``in_chans``/``num_classes``. Small inputs keep a spatial map: below 16 px the ResNet or
+  MobileNet stem loses its stride and the stem max-pool; from 16 to 63 px only the max-pool goes
+  (28×28 -> 14×14 after the stem, like CIFAR variants at a quarter of their cost). ViTs get
+  ``img_size`` and a 4-px patch below 64 px.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .teachers import Normalize
 __all__ = ["create_model", "SmallCNN", "MLP"]
 
 _SMALL = 64
+_TINY = 16
 
 
 class SmallCNN(nn.Module):
@@ -74,7 +78,7 @@ def _timm_model(name: str, num_classes: int, in_chans: int, image_size: tuple[in
     except Exception as e:
         raise ConfigError(f"timm cannot create {name!r} for {in_chans}×{image_size} with {num_classes} classes: {e}") from e
     if small:
-        _unstride_stem(model, in_chans)
+        _adapt_stem(model, in_chans, unstride=min(image_size) < _TINY)
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     mean, std = list(cfg.get("mean", (0.5,) * 3)), list(cfg.get("std", (0.5,) * 3))
     if len(mean) != in_chans:
@@ -82,17 +86,29 @@ def _timm_model(name: str, num_classes: int, in_chans: int, image_size: tuple[in
     return Normalize(model, mean, std)
 
 
-def _unstride_stem(model: nn.Module, in_chans: int) -> None:
-    """Small images: a 3×3 stride-1 stem and no stem max-pool (CIFAR-style ResNet/MobileNet)."""
+def _adapt_stem(model: nn.Module, in_chans: int, *, unstride: bool) -> None:
+    """Small images: drop the stem max-pool; for tiny ones also make the stem a 3×3 stride-1 conv."""
     conv1 = getattr(model, "conv1", None)
     if isinstance(conv1, nn.Conv2d):  # ResNet family
-        model.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, 1, 1, bias=False)
+        if unstride:
+            model.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, 1, 1, bias=False)
         if isinstance(getattr(model, "maxpool", None), nn.Module):
             model.maxpool = nn.Identity()
         return
     conv_stem = getattr(model, "conv_stem", None)
-    if isinstance(conv_stem, nn.Conv2d):  # MobileNet / EfficientNet family
+    if isinstance(conv_stem, nn.Conv2d) and unstride:  # MobileNet / EfficientNet family
         model.conv_stem = nn.Conv2d(in_chans, conv_stem.out_channels, 3, 1, 1, bias=False)
+
+
+def _vit_mini(num_classes: int, in_chans: int, image_size: tuple[int, int], depth: int) -> nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
+    patch = 4 if min(image_size) < _SMALL else 16
+    if image_size[0] % patch or image_size[1] % patch:
+        patch = 2 if image_size[0] % 2 == 0 and image_size[1] % 2 == 0 else 1
+    model = VisionTransformer(img_size=tuple(image_size), patch_size=patch, in_chans=in_chans, num_classes=num_classes,
+                              embed_dim=96, depth=depth, num_heads=3, mlp_ratio=2.0)
+    return Normalize(model, [0.5] * in_chans, [0.5] * in_chans)
 
 
 def create_model(name: str, *, num_classes: int, in_chans: int, image_size: tuple[int, int]) -> nn.Module:
@@ -102,6 +118,8 @@ def create_model(name: str, *, num_classes: int, in_chans: int, image_size: tupl
     base = name.split("-")[0]
     if base == "smallcnn":
         return SmallCNN(in_chans, num_classes, _width(name, 32))
+    if name.startswith("vit-mini"):
+        return _vit_mini(num_classes, in_chans, image_size, _width(name.replace("vit-mini", "vit"), 6))
     if base == "mlp":
         return MLP(in_chans * image_size[0] * image_size[1], num_classes, _width(name, 256))
     return _timm_model(name, num_classes, in_chans, image_size)

@@ -1,0 +1,115 @@
+"""Markdown tables for the Fashion-MNIST+ results (mean ± std over seeds) and the goal checks."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+MODES = ("erm", "dr", "kd")
+
+
+def _ms(values: list[float], pct: bool = False) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "–"
+    scale = 100 if pct else 1
+    mean = statistics.fmean(vals) * scale
+    if len(vals) == 1:
+        return f"{mean:.2f}" if pct else f"{mean:.3f}"
+    sd = statistics.stdev(vals) * scale
+    return f"{mean:.2f} ± {sd:.2f}" if pct else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _group(rows: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    g: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        g[tuple(r[k] for k in keys)].append(r)
+    return g
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def goals(res: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goals, computed from the results (per-architecture means over seeds)."""
+    by = _group(res["students"], "arch", "mode")
+    archs = sorted({r["arch"] for r in res["students"]})
+    d_top1 = [_mean(by[(a, "dr")], "top1") - _mean(by[(a, "erm")], "top1") for a in archs]
+    kd_gain = [_mean(by[(a, "kd")], "top1") - _mean(by[(a, "erm")], "top1") for a in archs]
+    ece_ratio = [_mean(by[(a, "dr")], "ece") / max(_mean(by[(a, "erm")], "ece"), 1e-12) for a in archs]
+    time_ratio = [_mean(by[(a, "dr")], "train_seconds") / _mean(by[(a, "kd")], "train_seconds") for a in archs]
+    lim = _group(res["limited"], "mode")
+    lim_gain = _mean(lim[("dr",)], "top1") - _mean(lim[("erm",)], "top1")
+    mean_kd = statistics.fmean(kd_gain)
+    return {
+        "dr_minus_erm_top1": statistics.fmean(d_top1),
+        "ece_dr_over_erm": statistics.fmean(ece_ratio),
+        "dr_share_of_kd_gain": statistics.fmean(d_top1) / mean_kd if mean_kd > 0 else None,
+        "dr_over_kd_wall_time": statistics.fmean(time_ratio),
+        "limited_dr_minus_erm_top1": lim_gain,
+    }
+
+
+def render(res: dict[str, Any], *, command: str) -> str:
+    p = res["profile"]
+    out = [f"Command: `{command}` — profile: {p['train_samples'] or 60000} training / "
+           f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`, {p['num_augs']} stored "
+           f"augmentations, top-{p['topk']}, {p['student_epochs']} student epochs, seeds {list(p['seeds'])}.", ""]
+
+    t = res["teachers"]
+    out += ["### Teacher ensemble", "", "| member | top-1 % | NLL | ECE | train s |", "|---|---|---|---|---|"]
+    for m in t["members"]:
+        out.append(f"| {m['arch']} | {100 * m['top1']:.2f} | {m['nll']:.3f} | {m['ece']:.3f} | {m['train_seconds']:.0f} |")
+    e = t["ensemble"]
+    out += [f"| **ensemble** | **{100 * e['top1']:.2f}** | {e['nll']:.3f} | {e['ece']:.3f} | |", ""]
+
+    s = res["store"]
+    rs = s.get("run_stats") or {}
+    out += ["### Store", "",
+            f"{s['num_samples']:,} samples × {s['num_augs']} augmentations, {s['bytes'] / 2**20:.1f} MiB "
+            f"({s['bytes_per_record']:.1f} B per augmentation), {s['bytes'] / res['data']['train_bytes']:.0%} of the "
+            f"source images; reinforced in {rs.get('seconds', float('nan')):.0f} s "
+            f"({rs.get('records_per_s', float('nan')):.0f} views/s).", ""]
+
+    out += ["### Students (mean ± std over seeds)", "",
+            "| arch | mode | top-1 % | NLL | ECE | corruption acc % | train s |", "|---|---|---|---|---|---|---|"]
+    for (arch, mode), rows in sorted(_group(res["students"], "arch", "mode").items(),
+                                     key=lambda kv: (kv[0][0], MODES.index(kv[0][1]))):
+        out.append(f"| {arch} | {mode.upper()} | {_ms([r['top1'] for r in rows], True)} | "
+                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} | "
+                   f"{_ms([r.get('mca') for r in rows], True)} | {_ms([r['train_seconds'] for r in rows])} |")
+    out.append("")
+
+    out += [f"### Limited data ({100 * p['limited_fraction']:g} % of the training set)", "",
+            "| arch | mode | top-1 % | NLL | ECE |", "|---|---|---|---|---|"]
+    for (arch, mode), rows in sorted(_group(res["limited"], "arch", "mode").items()):
+        out.append(f"| {arch} | {mode.upper()} | {_ms([r['top1'] for r in rows], True)} | "
+                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
+    out.append("")
+
+    tr = res["transfer"]
+    out += ["### Transfer: pretrain on Fashion-MNIST(+) → fine-tune on digits(+) (28×28)", "",
+            f"digits teacher ensemble: top-1 {100 * tr['teachers']['ensemble']['top1']:.2f} %", "",
+            "| pretrained on | fine-tuned on | top-1 % | NLL | ECE |", "|---|---|---|---|---|"]
+    names = {"none": "nothing (scratch)", "erm": "Fashion-MNIST (ERM)", "dr": "Fashion-MNIST+ (DR)"}
+    for (pre, ft), rows in _group(tr["rows"], "pretrain", "finetune").items():
+        out.append(f"| {names[pre]} | {'digits+' if ft == 'dr' else 'digits'} | {_ms([r['top1'] for r in rows], True)} | "
+                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
+    out.append("")
+
+    g = goals(res)
+    share = g["dr_share_of_kd_gain"]
+    out += ["### Goals", "", "| goal | measured | met |", "|---|---|---|",
+            f"| DR − ERM top-1, mean over architectures ≥ +1.0 | {100 * g['dr_minus_erm_top1']:+.2f} | "
+            f"{'yes' if g['dr_minus_erm_top1'] >= 0.01 else 'no'} |",
+            f"| ECE(DR) ≤ ½ ECE(ERM) | ratio {g['ece_dr_over_erm']:.2f} | {'yes' if g['ece_dr_over_erm'] <= 0.5 else 'no'} |",
+            f"| DR reaches ≥ 90 % of KD's gain | {'–' if share is None else f'{100 * share:.0f} %'} | "
+            f"{'–' if share is None else ('yes' if share >= 0.9 else 'no')} |",
+            f"| … at ≤ 1/3 of KD's training time | {g['dr_over_kd_wall_time']:.2f} | "
+            f"{'yes' if g['dr_over_kd_wall_time'] <= 1 / 3 else 'no'} |",
+            f"| limited data: DR − ERM ≥ +3 | {100 * g['limited_dr_minus_erm_top1']:+.2f} | "
+            f"{'yes' if g['limited_dr_minus_erm_top1'] >= 0.03 else 'no'} |", ""]
+    return "\n".join(out)

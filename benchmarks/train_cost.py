@@ -1,0 +1,158 @@
+"""Training cost of dataset reinforcement, as ratios measured in one run on one machine.
+
+- epoch time DR / ERM for the same architecture, policy, optimizer and batch size (goal ≤ 1.03);
+- data-loading throughput DR / ERM (the DataLoader alone, no model);
+- epoch time KD / DR (online teacher ensemble vs the store), with the teacher-to-student cost
+  ratio (teacher forward vs student forward+backward on the same batch) next to it;
+- DR with V views per decoded image (FKD's trick), per training image.
+
+Each timing is the median of ``--repeats`` alternating measurements, so a slow spell of the
+machine hits both sides of a ratio.
+
+    python benchmarks/train_cost.py --samples 8192 --json benchmarks/results/train_cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+import drkit
+from drkit.models import create_model
+from drkit.train import FreshAugmented, TrainConfig, Trainer
+
+
+def load_data(samples: int) -> drkit.ImageDataset:
+    try:
+        ds = drkit.load_dataset("fashion-mnist")
+    except drkit.DataError:
+        ds = drkit.load_dataset("digits")
+    n = min(samples, len(ds))
+    return ds.subset(np.arange(n), name=f"{ds.name}[:{n}]")
+
+
+def make_teacher(arch: str, members: int, ds: drkit.ImageDataset) -> drkit.TeacherEnsemble:
+    c, h, w = ds.image_shape
+    models = []
+    for k in range(members):
+        torch.manual_seed(100 + k)
+        models.append(create_model(arch, num_classes=ds.num_classes, in_chans=c, image_size=(h, w)))
+    return drkit.TeacherEnsemble(models)
+
+
+def loader_throughput(dataset, batch_size: int, workers: int) -> float:
+    """Items per second of iterating one epoch of the DataLoader."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    n = sum(len(b[0]) for b in loader)
+    return n / (time.perf_counter() - t0)
+
+
+def epoch_seconds(arch: str, data, ds: drkit.ImageDataset, batch_size: int, workers: int, teacher=None) -> float:
+    c, h, w = ds.image_shape
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes=ds.num_classes, in_chans=c, image_size=(h, w))
+    trainer = Trainer(model, data, TrainConfig(epochs=1, batch_size=batch_size, num_workers=workers, device="cpu"),
+                      teacher=teacher)
+    return trainer.run_epoch(progress=False)["seconds"]
+
+
+def cost_ratio(arch: str, teacher: drkit.TeacherEnsemble, ds: drkit.ImageDataset, batch_size: int) -> float:
+    """Teacher forward time / student forward+backward+step time on one batch (median of 10)."""
+    c, h, w = ds.image_shape
+    x = torch.rand(batch_size, c, h, w)
+    student = create_model(arch, num_classes=ds.num_classes, in_chans=c, image_size=(h, w))
+    opt = torch.optim.AdamW(student.parameters())
+
+    def step() -> None:
+        loss = student(x).logsumexp(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def timed(fn) -> float:
+        fn()
+        ts = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    with torch.no_grad():
+        t_teacher = timed(lambda: teacher(x))
+    return t_teacher / timed(step)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=8192)
+    ap.add_argument("--arch", default="smallcnn")
+    ap.add_argument("--teacher-arch", default="smallcnn-64")
+    ap.add_argument("--teacher-members", type=int, default=3)
+    ap.add_argument("--policy", default="randaugment")
+    ap.add_argument("--num-augs", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader workers for training epochs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    ds = load_data(args.samples)
+    teacher = make_teacher(args.teacher_arch, args.teacher_members, ds)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = drkit.reinforce(ds, list(teacher.members), Path(tmp) / "store", policy=args.policy,
+                                num_augs=args.num_augs, topk=10, device="cpu", progress=False)
+        erm = FreshAugmented(ds, args.policy, seed=0)
+        dr = drkit.ReinforcedDataset(ds, store)
+        dr_views = {v: drkit.ReinforcedDataset(ds, store, views=v) for v in (2, 4)}
+
+        load = {"erm": [], "dr": []}
+        epochs = {"erm": [], "dr": [], "kd": [], **{f"dr_views{v}": [] for v in dr_views}}
+        for r in range(args.repeats):
+            print(f"repeat {r + 1}/{args.repeats}", flush=True)
+            load["erm"].append(loader_throughput(erm, args.batch_size, 0))
+            load["dr"].append(loader_throughput(dr, args.batch_size, 0))
+            epochs["erm"].append(epoch_seconds(args.arch, erm, ds, args.batch_size, args.workers))
+            epochs["dr"].append(epoch_seconds(args.arch, dr, ds, args.batch_size, args.workers))
+            epochs["kd"].append(epoch_seconds(args.arch, erm, ds, args.batch_size, args.workers, teacher=teacher))
+            for v, d in dr_views.items():
+                # V views per item: batch_size/V items keep the images per step equal
+                epochs[f"dr_views{v}"].append(
+                    epoch_seconds(args.arch, d, ds, args.batch_size // v, args.workers) / v)
+        ratio = cost_ratio(args.arch, teacher, ds, args.batch_size)
+
+    med = {k: statistics.median(v) for k, v in {**{f"load_{k}": v for k, v in load.items()}, **epochs}.items()}
+    result = {
+        "setup": {**vars(args), "json": str(args.json) if args.json else None, "dataset": ds.name,
+                  "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "raw": {k: v for k, v in {**{f"load_{k}": v for k, v in load.items()}, **epochs}.items()},
+        "median": med,
+        "ratios": {
+            "epoch_dr_over_erm": med["dr"] / med["erm"],
+            "loading_dr_over_erm": med["load_dr"] / med["load_erm"],
+            "epoch_kd_over_dr": med["kd"] / med["dr"],
+            "teacher_over_student_step": ratio,
+            **{f"epoch_dr_views{v}_over_erm": med[f"dr_views{v}"] / med["erm"] for v in dr_views},
+        },
+    }
+    print(json.dumps(result["ratios"], indent=2))
+    print(json.dumps(result["median"], indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

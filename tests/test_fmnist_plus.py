@@ -1,0 +1,39 @@
+"""The Fashion-MNIST+ harness runs end to end (smoke profile) and caches its arms."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import drkit
+
+RUN = Path(__file__).parents[1] / "benchmarks" / "fmnist_plus" / "run.py"
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end_and_cached(tmp_path):
+    try:
+        drkit.load_dataset("fashion-mnist:test")
+    except drkit.DataError:
+        pytest.skip("Fashion-MNIST files not installed")
+    cmd = [sys.executable, str(RUN), "--profile", "smoke", "--out", str(tmp_path / "fm"), "-q",
+           "--device", "cpu", "--report", str(tmp_path / "report.md")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "fm" / "results.json").read_text())
+    assert len(res["teachers"]["members"]) == 3
+    assert {(s["arch"], s["mode"]) for s in res["students"]} == {
+        (a, m) for a in ("smallcnn-4", "vit-mini-1") for m in ("erm", "dr", "kd")}
+    assert {(t["pretrain"], t["finetune"]) for t in res["transfer"]["rows"]} == {
+        (p, f) for p in ("none", "erm", "dr") for f in ("erm", "dr")}
+    assert "### Goals" in (tmp_path / "report.md").read_text()
+    arms = sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir())
+    # rerun: every arm is cached, nothing is retrained
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir()) == arms
+    assert "arm " not in r.stderr  # the harness logs "arm NAME" only when it computes one
