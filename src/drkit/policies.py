@@ -197,6 +197,11 @@ class Policy:
         """Crop, flip, RandAugment (``uint8``), then to float and erase: ``(C, H', W')`` in [0, 1]."""
         if image.dtype != torch.uint8 or image.ndim != 3:
             raise ConfigError(f"policies apply to uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}")
+        if tuple(image.shape) != self.image_shape:  # crop boxes were sampled for image_shape
+            raise ConfigError(
+                f"this policy is for images of shape {self.image_shape}, got {tuple(image.shape)}: every image "
+                "of a dataset must have the same shape (resize them first)"
+            )
         x = ops.apply_resized_crop(image, params["crop"], self.size)
         x = ops.apply_flip(x, bool(params["flip"]))
         if self.config.uses_randaugment:

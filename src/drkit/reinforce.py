@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,7 +51,11 @@ from .store import (
 from .targets import topk_sparsify
 from .teachers import TeacherEnsemble, best_device, load_teacher
 
-__all__ = ["ReinforceConfig", "reinforce", "AugmentedRecords", "ShardComputer", "prepare_teacher"]
+if TYPE_CHECKING:
+    from .ray_engine import RayOptions
+
+__all__ = ["ReinforceConfig", "reinforce", "AugmentedRecords", "ShardComputer", "prepare_teacher", "RunPlan",
+           "plan_run", "StoreSession"]
 
 log = logging.getLogger(__name__)
 
@@ -259,34 +263,46 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def reinforce(
-    data: str | ImageDataset | Dataset,
-    teachers: str | nn.Module | Sequence[str | nn.Module],
-    out: str | os.PathLike[str],
-    config: ReinforceConfig | None = None,
-    *,
-    progress: bool = True,
-    download: bool = False,
-    **overrides: Any,
-) -> Store:
-    """Reinforce ``data`` with ``teachers`` into the store directory ``out`` and open it.
+@dataclass
+class RunPlan:
+    """A checked reinforcement run, ready for an engine: what to compute and where it goes.
 
-    ``overrides`` set :class:`ReinforceConfig` fields (``policy="cropflip"``, ``num_augs=8``, ...).
-    Rerunning with the same settings resumes an interrupted run (complete shards are kept); an
-    ``out`` made from other settings is an error. The returned store's ``run_stats`` tells what
-    this call computed and how fast.
-    """
+    Made by :func:`plan_run`; every engine (local, Ray) starts from one, so both check settings,
+    fingerprints and an existing store the same way."""
+
+    config: ReinforceConfig
+    dataset: ImageDataset
+    policy: Policy
+    teacher: TeacherEnsemble
+    teacher_desc: dict[str, Any]  # members (spec, parameters, weights sha256) and temperature
+    dtype: np.dtype  # record dtype of the shards
+    settings: dict[str, Any]  # what the manifest records and a resume must match
+    device: torch.device  # where the teacher runs (recorded as settings.teacher.device_type)
+    root: Path
+    manifest: dict[str, Any] | None  # the existing manifest when resuming, else None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest and self.manifest.get("complete"))
+
+
+def resolve_config(config: ReinforceConfig | None, overrides: dict[str, Any]) -> ReinforceConfig:
     try:
-        config = dataclasses.replace(config or ReinforceConfig(), **overrides)
+        return dataclasses.replace(config or ReinforceConfig(), **overrides)
     except TypeError as e:
         raise ConfigError(f"unknown reinforce setting: {e}") from e
+
+
+def plan_run(data: str | ImageDataset | Dataset, teachers: str | nn.Module | Sequence[str | nn.Module],
+             out: str | os.PathLike[str], config: ReinforceConfig, *, device: torch.device,
+             download: bool = False) -> RunPlan:
+    """Load the dataset and teachers, compute the store's settings and check ``out``: a new or
+    empty directory, or a store made with the same settings (resume). Writes nothing."""
     dataset = load_dataset(data, download=download)
     if len(dataset) == 0:
         raise ConfigError("the dataset is empty: nothing to reinforce")
-    shape = dataset.image_shape
     size = (config.image_size, config.image_size) if config.image_size else None
-    policy = Policy(PolicyConfig(config.policy, size=size), shape)
-    device = torch.device(config.device) if config.device else best_device()
+    policy = Policy(PolicyConfig(config.policy, size=size), dataset.image_shape)
     teacher, teacher_desc = prepare_teacher(teachers, dataset, temperature=config.temperature)
     dtype = record_dtype(policy.param_dtype, dataset.num_classes, config.topk)
     settings = _settings(dataset, policy, teacher_desc, dtype, config, device)
@@ -303,57 +319,128 @@ def reinforce(
                 f"{root} already holds a store made from other settings ({', '.join(differ[:6])} differ); "
                 "choose another --out, or delete it to start over"
             )
-        if manifest.get("complete"):
-            log.info("%s is already complete: nothing to do", root)
-            store = Store.open(root)
-            store.run_stats = {"records_computed": 0, "seconds": 0.0, "records_per_s": 0.0}
-            return store
     elif root.exists() and any(root.iterdir()):
         raise StoreError(f"--out {root} exists, is not empty and is not a drkit store; choose an empty or new directory")
+    return RunPlan(config, dataset, policy, teacher, teacher_desc, dtype, settings, device, root, manifest)
 
-    computer = ShardComputer(dataset, policy, teacher, dtype, config, device)
+
+def open_complete(plan: RunPlan) -> Store:
+    """The store of a plan whose ``out`` is already complete (nothing computed)."""
+    log.info("%s is already complete: nothing to do", plan.root)
+    store = Store.open(plan.root)
+    store.run_stats = {"records_computed": 0, "seconds": 0.0, "records_per_s": 0.0}
+    return store
+
+
+class StoreSession:
+    """The writing side of a run, shared by every engine: creates ``out``, keeps the complete
+    shards of an interrupted run, writes each new shard atomically (:class:`ShardWriter`, in any
+    order) followed by the manifest (shard list sorted), and marks the store complete at the end.
+
+    ``pending`` lists the ``(shard index, first sample, end sample)`` still to compute.
+    """
+
+    def __init__(self, plan: RunPlan) -> None:
+        root = self.root = plan.root
+        self.fresh, self.created = plan.manifest is None, not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        self.writer = ShardWriter(root)
+        self.writer.clean_temporaries()
+        self.done: dict[int, dict[str, Any]] = {}
+        if plan.manifest is not None:
+            for s in plan.manifest["shards"]:
+                p = root / s["file"]
+                if p.is_file() and p.stat().st_size == s["bytes"]:
+                    self.done[s["index"]] = s
+        self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
+                         "complete": False, "settings": plan.settings,
+                         "shards": [self.done[k] for k in sorted(self.done)]}
+        write_manifest(root, self.manifest)
+        self.num_augs = plan.config.num_augs
+        self.source_bytes = plan.dataset.nbytes()
+        self.pending = [r for r in shard_ranges(len(plan.dataset), plan.config.shard_size) if r[0] not in self.done]
+        self.total = sum((b - a) * self.num_augs for _, a, b in self.pending)
+        log.info("reinforcing %s: %d shards to do (%d already done), %d records", plan.dataset.name,
+                 len(self.pending), len(self.done), self.total)
+
+    def add(self, index: int, start: int, records: np.ndarray) -> None:
+        """Write one computed shard, then the manifest that lists it."""
+        if index in self.done:  # a shard computed twice (a retried task) is written once
+            return
+        self.done[index] = self.writer.write(index, start, records).to_dict()
+        self.manifest["shards"] = [self.done[k] for k in sorted(self.done)]
+        write_manifest(self.root, self.manifest)
+
+    def abort(self) -> None:
+        """After a failure or an interrupt: drop temporaries; leave nothing if nothing was written."""
+        self.writer.clean_temporaries()
+        if self.fresh and not self.done:
+            if self.created:
+                shutil.rmtree(self.root, ignore_errors=True)
+            else:
+                (self.root / MANIFEST).unlink(missing_ok=True)
+
+    def finish(self, seconds: float, **stats: Any) -> Store:
+        """Mark the store complete and open it, with ``run_stats`` of this call."""
+        self.manifest["complete"] = True
+        write_manifest(self.root, self.manifest)
+        store = Store.open(self.root)
+        store.run_stats = {"records_computed": self.total, "seconds": seconds,
+                           "records_per_s": self.total / seconds if seconds > 0 else 0.0,
+                           "source_bytes": self.source_bytes, **stats}
+        return store
+
+
+def reinforce(
+    data: str | ImageDataset | Dataset,
+    teachers: str | nn.Module | Sequence[str | nn.Module],
+    out: str | os.PathLike[str],
+    config: ReinforceConfig | None = None,
+    *,
+    progress: bool = True,
+    download: bool = False,
+    engine: str = "local",
+    ray_options: RayOptions | None = None,
+    **overrides: Any,
+) -> Store:
+    """Reinforce ``data`` with ``teachers`` into the store directory ``out`` and open it.
+
+    ``overrides`` set :class:`ReinforceConfig` fields (``policy="cropflip"``, ``num_augs=8``, ...).
+    Rerunning with the same settings resumes an interrupted run (complete shards are kept); an
+    ``out`` made from other settings is an error. The returned store's ``run_stats`` tells what
+    this call computed and how fast.
+
+    ``engine="ray"`` computes the shards on a Ray cluster (``ray_options``:
+    :class:`drkit.ray_engine.RayOptions`; needs ``pip install drkit[ray]``) and writes the same
+    store, byte for byte; a store started by one engine can be resumed by the other.
+    """
+    config = resolve_config(config, overrides)
+    if engine == "ray":
+        from .ray_engine import reinforce_on_ray
+
+        return reinforce_on_ray(data, teachers, out, config, options=ray_options, progress=progress,
+                                download=download)
+    if engine != "local":
+        raise ConfigError(f"unknown engine {engine!r}: use 'local' or 'ray'")
+    if ray_options is not None:
+        raise ConfigError("ray_options are for engine='ray'")
+    device = torch.device(config.device) if config.device else best_device()
+    plan = plan_run(data, teachers, out, config, device=device, download=download)
+    if plan.complete:
+        return open_complete(plan)
+
+    computer = ShardComputer(plan.dataset, plan.policy, plan.teacher, plan.dtype, config, device)
     computer.probe()  # fails on a wrong-width or NaN teacher before anything is written
 
-    fresh, created = manifest is None, not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    writer = ShardWriter(root)
-    writer.clean_temporaries()
-    done: dict[int, dict[str, Any]] = {}
-    if manifest is not None:
-        for s in manifest["shards"]:
-            p = root / s["file"]
-            if p.is_file() and p.stat().st_size == s["bytes"]:
-                done[s["index"]] = s
-    manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
-                "complete": False, "settings": settings, "shards": [done[k] for k in sorted(done)]}
-    write_manifest(root, manifest)
-
-    pending = [r for r in shard_ranges(len(dataset), config.shard_size) if r[0] not in done]
-    total = sum((b - a) * config.num_augs for _, a, b in pending)
-    log.info("reinforcing %s: %d shards to do (%d already done), %d records", dataset.name, len(pending),
-             len(done), total)
-    bar = progress_bar(total, desc="reinforce", unit="img", enabled=progress)
+    session = StoreSession(plan)
+    bar = progress_bar(session.total, desc="reinforce", unit="img", enabled=progress)
     t0 = time.perf_counter()
     try:
-        for s, a, recs in computer.run(pending, on_progress=bar.update):
-            done[s] = writer.write(s, a, recs).to_dict()
-            manifest["shards"] = [done[k] for k in sorted(done)]
-            write_manifest(root, manifest)
+        for s, a, recs in computer.run(session.pending, on_progress=bar.update):
+            session.add(s, a, recs)
     except BaseException:
-        writer.clean_temporaries()
-        if fresh and not done:  # nothing of value was written: leave nothing behind
-            if created:
-                shutil.rmtree(root, ignore_errors=True)
-            else:
-                (root / MANIFEST).unlink(missing_ok=True)
+        session.abort()
         raise
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    manifest["complete"] = True
-    write_manifest(root, manifest)
-    store = Store.open(root)
-    store.run_stats = {"records_computed": total, "seconds": seconds,
-                       "records_per_s": total / seconds if seconds > 0 else 0.0,
-                       "source_bytes": dataset.nbytes()}
-    return store
+    return session.finish(time.perf_counter() - t0)
