@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets drkit up on a fresh machine: PyTorch + torchvision from PyPI, Debian's Fashion-MNIST files
 # when apt is available (optional: tests that need them skip otherwise), then drkit with its test
-# extras in editable mode. Safe to rerun: every step is skipped when already done.
+# extras in editable mode, and the optional Ray extra. Safe to rerun: every step is skipped when
+# already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,5 +22,19 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && comm
     || echo "setup: dataset-fashion-mnist unavailable; Fashion-MNIST tests will be skipped"
 fi
 
+# Headless Chromium renders `drkit compare`'s HTML report in a test (skipped when absent).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing Debian's chromium (headless check of the HTML report)"
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || echo "setup: chromium unavailable; the report screenshot test will be skipped"
+fi
+
 "$PY" -m pip install -q -e ".[test]"
+# Ray (the distributed engine, `drkit[ray]`) is optional: its tests skip when it is missing, so a
+# failed install (no wheel for this platform, no network) must not fail the setup.
+if ! "$PY" -c "import ray" 2>/dev/null; then
+  echo "setup: installing the Ray extra (drkit[ray], for --engine ray and its tests)"
+  "$PY" -m pip install -q -e ".[test,ray]" \
+    || echo "setup: Ray could not be installed; the Ray engine tests will be skipped"
+fi
 echo "setup: done ($("$PY" -c 'import drkit, torch; print("drkit", drkit.__version__, "torch", torch.__version__)'))"

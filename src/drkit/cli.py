@@ -6,6 +6,9 @@
     drkit verify STORE [--data DATA]
     drkit train DATA --arch NAME --mode erm|dr|kd --out RUN [options]
     drkit demo [--out DIR]
+    drkit eval RUN [--data DATA] [--json]          (these three: drkit.cli_eval)
+    drkit compare RUN... --out REPORT
+    drkit audit STORE --data DATA
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import DrkitError
+from .errors import ConfigError, DrkitError
 
 log = logging.getLogger("drkit")
 
@@ -58,11 +61,16 @@ def _human_bytes(n: float) -> str:
 
 
 def _cmd_reinforce(args: argparse.Namespace) -> int:
+    from .ray_engine import RayOptions
     from .reinforce import ReinforceConfig, reinforce
 
     config = _config_from_args(ReinforceConfig, args)
+    ray_options = _config_from_args(RayOptions, args)
+    if args.engine != "ray" and ray_options != RayOptions():
+        raise ConfigError("--address, --workers, --gpus-per-worker and --cpus-per-worker need --engine ray")
     t0 = time.perf_counter()
-    store = reinforce(args.data, args.teacher, args.out, config, progress=not args.quiet, download=args.download)
+    store = reinforce(args.data, args.teacher, args.out, config, progress=not args.quiet, download=args.download,
+                      engine=args.engine, ray_options=ray_options if args.engine == "ray" else None)
     stats = store.run_stats or {}
     s = store.summary()
     records = s["num_samples"] * s["num_augs"]
@@ -76,7 +84,8 @@ def _cmd_reinforce(args: argparse.Namespace) -> int:
         print(f"  overhead          {s['bytes'] / source:.2%} of the source dataset ({_human_bytes(source)})")
     if stats.get("records_computed"):
         print(f"  computed          {stats['records_computed']:,} records in {stats['seconds']:.1f} s "
-              f"({stats['records_per_s']:.0f} images/s)")
+              f"({stats['records_per_s']:.0f} images/s)"
+              + (f" on {stats['workers']} Ray workers" if stats.get("engine") == "ray" else ""))
     else:
         print("  computed          nothing: the store was already complete")
     print(f"  wall time         {time.perf_counter() - t0:.1f} s")
@@ -147,16 +156,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"policy {s['policy']}, {s['bytes_per_record']:.1f} B per augmentation, {_human_bytes(s['bytes'])}")
     st = r["students"]
     print(f"\nstudent {DemoConfig.student}, same epochs and policy ({s['policy']}), digits test split")
-    print(f"  {'':<6}{'top-1':>8}{'NLL':>8}{'ECE':>8}{'train s':>9}")
+    robust = "corruption_accuracy" in st["erm"]
+    print(f"  {'':<6}{'top-1':>8}{'NLL':>8}{'ECE':>8}{'Brier':>8}"
+          + (f"{'corrupt.':>10}{'mCE':>7}{'rotate':>8}{'transl.':>9}" if robust else "") + f"{'train s':>9}")
     for mode in ("erm", "dr"):
         m = st[mode]
-        print(f"  {mode.upper():<6}{m['top1']:>8.2%}{m['nll']:>8.3f}{m['ece']:>8.3f}{m['train_seconds']:>9.1f}")
+        print(f"  {mode.upper():<6}{m['top1']:>8.2%}{m['nll']:>8.3f}{m['ece']:>8.3f}{m['brier']:>8.3f}"
+              + (f"{m['corruption_accuracy']:>10.2%}{m['mce']:>7.3f}{m['rotation_accuracy']:>8.2%}"
+                 f"{m['translation_accuracy']:>9.2%}" if robust else "") + f"{m['train_seconds']:>9.1f}")
     print(f"  DR − ERM top-1: {st['dr']['top1'] - st['erm']['top1']:+.2%}; store: {_human_bytes(s['bytes'])}")
+    if robust:
+        print("  corrupt.: top-1 under 9 generated corruptions × 5 severities; mCE: corruption error relative to "
+              "ERM; rotate/transl.: mean top-1 along the 15°–180° and 2–26 px sweeps (docs/evaluation.md)")
+        print(f"  report: {r['report']}")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; runs and store under {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .ray_engine import RayOptions
     from .reinforce import ReinforceConfig
     from .train import TrainConfig
 
@@ -175,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--download", action="store_true", help="allow downloading the dataset (torchvision)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_dataclass_args(r, ReinforceConfig)
+    r.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray workers, same store (pip install 'drkit[ray]'; docs/distributed.md)")
+    add_dataclass_args(r.add_argument_group("Ray engine (--engine ray)"), RayOptions,  # type: ignore[arg-type]
+                       skip=("max_restarts", "shard_attempts", "runtime_env"))
     r.set_defaults(func=_cmd_reinforce)
 
     i = sub.add_parser("info", help="describe a store")
@@ -218,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--student-epochs", type=int, default=30)
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
+
+    from .cli_eval import add_eval_commands
+
+    add_eval_commands(sub)
     return p
 
 

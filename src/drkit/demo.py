@@ -4,7 +4,9 @@
    reusable as ``--teacher run:DIR``).
 2. Reinforce the training split with the ensemble (default policy) into a store.
 3. Train the same student twice at equal epochs and policy — ERM (fresh augmentations, hard
-   labels) and DR (the store) — and compare them on the test split.
+   labels) and DR (the store) — and compare them on the test split: accuracy, calibration and
+   robustness (generated corruptions and shifts; mCE relative to ERM), with a report
+   (``report/report.html``, ``drkit compare``).
 
 Every step is cached in the output directory: rerunning skips what is done.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import load_dataset
+from .data import ImageDataset, load_dataset
 from .metrics import classification_metrics
 from .reinforce import ReinforceConfig, reinforce
 from .runs import train_run
@@ -37,6 +39,7 @@ class DemoConfig:
     student: str = "smallcnn-16"
     student_epochs: int = 30
     seed: int = 0
+    robustness: bool = True  # evaluate the students under corruptions and shifts, write a report
 
 
 def run_demo(config: DemoConfig | None = None, *, progress: bool = True) -> dict[str, Any]:
@@ -68,4 +71,24 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = True) -> dict
                       config=student_cfg, progress=progress)
         result["students"][mode] = {**m["final"], "train_seconds": m["train_seconds"],
                                     "run": str(out / "students" / f"{mode}-{cfg.student}")}
+    if cfg.robustness:
+        _evaluate_students(result, test_set, out, cfg.seed)
     return result
+
+
+def _evaluate_students(result: dict[str, Any], test_set: ImageDataset, out: Path, seed: int) -> None:
+    """Corruption/shift accuracy of each student (mCE relative to ERM) and the comparison report."""
+    from .evaluate import evaluate_run
+    from .report import write_report
+
+    evals = {}
+    for mode in ("erm", "dr"):
+        s = result["students"][mode]
+        evals[mode] = evaluate_run(s["run"], test_set, reference=evals.get("erm"), seed=seed, device="cpu")
+        rob = evals[mode]["robustness"]
+        s.update(top5=evals[mode]["metrics"]["top5"], corruption_accuracy=rob["mean_corruption_accuracy"],
+                 mce=rob.get("mce", 1.0), rotation_accuracy=rob["mean_shift_accuracy"]["rotation"],
+                 translation_accuracy=rob["mean_shift_accuracy"]["translation"])
+    paths = write_report([evals["erm"], evals["dr"]], out / "report", reference=0,
+                         title="drkit demo: ERM vs DR student on digits")
+    result["report"] = str(paths["html"])
