@@ -188,18 +188,43 @@ def test_policy_apply_rejects_bad_images():
         policy.apply(torch.zeros(1, 8, 8), rec)
     with pytest.raises(ConfigError, match="uint8"):
         policy.apply(torch.zeros(8, 8, dtype=torch.uint8), rec)
-    # parameters are sampled for one image shape: replaying them on another is an error, not zero padding
-    for shape in ((1, 8, 9), (3, 8, 8), (1, 16, 16)):
-        with pytest.raises(ConfigError, match=r"every image of a dataset must have the same shape"):
-            policy.apply(torch.zeros(shape, dtype=torch.uint8), rec)
+    with pytest.raises(ConfigError, match="1-channel"):
+        policy.apply(torch.zeros(3, 8, 8, dtype=torch.uint8), rec)
+    # a crop box sampled for an 8x8 image does not fit a smaller one: an error, not zero padding
+    big = next(r for r in (policy.sample(0, i, 0, num_samples=9, num_augs=1) for i in range(50))
+               if int(r["crop"][2]) > 4 or int(r["crop"][3]) > 4)
+    with pytest.raises(ConfigError, match="does not fit"):
+        policy.apply(torch.zeros(1, 4, 4, dtype=torch.uint8), big)
 
 
-def test_partner_image_of_another_shape_raises():
+def test_partner_image_that_its_params_do_not_fit_raises():
     policy = Policy("mixing", (1, 8, 8))
-    rec = policy.sample(0, 0, 0, num_samples=4, num_augs=1)
+    rec = next(r for r in (policy.sample(0, i, 0, num_samples=60, num_augs=1) for i in range(50))
+               if int(r["crop"][2]) > 4 or int(r["crop"][3]) > 4)
     image = torch.zeros(1, 8, 8, dtype=torch.uint8)
-    with pytest.raises(ConfigError, match="same shape"):
-        policy.apply(image, rec, torch.zeros(1, 10, 8, dtype=torch.uint8), rec)
+    with pytest.raises(ConfigError, match="does not fit"):
+        policy.apply(image, rec, torch.zeros(1, 4, 4, dtype=torch.uint8), rec)
+
+
+@pytest.mark.parametrize("name", drkit.POLICIES)
+def test_images_of_different_sizes_share_one_output_size(name):
+    """An image folder's images differ in size: boxes are drawn inside each image, views share ``size``."""
+    policy = Policy(PolicyConfig(name, size=(16, 16)), (3, 20, 30))
+    images = {i: torch.randint(0, 256, (3, 12 + 7 * i, 40 - 5 * i), dtype=torch.uint8) for i in range(4)}
+    for i, img in images.items():
+        rec = policy.sample(3, i, 0, num_samples=4, num_augs=1, image_hw=img.shape[-2:])
+        top, left, h, w = (int(v) for v in rec["crop"])
+        assert top + h <= img.shape[1] and left + w <= img.shape[2]
+        extra = ()
+        if policy.config.uses_mixing:
+            q = int(rec["partner"])
+            extra = (images[q], policy.sample_base(3, q, 0, image_hw=images[q].shape[-2:]))
+        view = policy.apply(img, rec, *extra)
+        assert view.shape == (3, 16, 16)
+        assert torch.equal(view, policy.apply(img, rec.copy(), *extra))  # replay is exact
+    # for images of the policy's own shape, image_hw changes nothing
+    assert policy.sample(3, 1, 2, num_samples=4, num_augs=3).tobytes() == policy.sample(
+        3, 1, 2, num_samples=4, num_augs=3, image_hw=(20, 30)).tobytes()
 
 
 @pytest.mark.parametrize("name", ["mixing", "randaugment+mixing"])

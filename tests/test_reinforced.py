@@ -125,3 +125,28 @@ def test_wrong_dataset_policy_or_views_is_a_clear_error(made, base):
         drkit.ReinforcedDataset(base, store, policy=wrong)
     with pytest.raises(ConfigError, match="views"):
         drkit.ReinforcedDataset(base, store, views=store.num_augs + 1)
+
+
+@pytest.mark.parametrize("policy", ["randaugment+mixing", "cropflip"])
+def test_image_folder_of_mixed_sizes_reinforces_and_replays(tmp_path, policy):
+    """Real image folders mix sizes: every view comes out at ``image_size`` and replays exactly."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        h, w = int(rng.integers(14, 40)), int(rng.integers(14, 40))
+        (tmp_path / "data" / f"c{k % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "data" / f"c{k % 3}" / f"{k}.png")
+    base = drkit.load_dataset(f"imagefolder:{tmp_path / 'data'}")
+    assert len({tuple(base.image(i).shape) for i in range(len(base))}) > 1
+    torch.manual_seed(0)
+    teacher = _Recorder()
+    teacher.model = SmallCNN(3, 3, width=4)
+    store = drkit.reinforce(base, teacher, tmp_path / "store", policy=policy, num_augs=3, topk=3, image_size=16,
+                            shard_size=4, teacher_batch=5, num_workers=0, progress=False)
+    seen = torch.cat(teacher.seen[1:])
+    assert seen.shape == (36, 3, 16, 16)
+    ds = drkit.ReinforcedDataset(base, store)
+    for i in range(len(base)):
+        for j in range(3):
+            assert torch.equal(ds.replay(i, j), seen[i * 3 + j])

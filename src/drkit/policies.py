@@ -158,9 +158,15 @@ class Policy:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample_base(self, seed: int, index: int, aug: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The crop/flip/RandAugment/erasing part of the record of (index, aug)."""
-        cfg, (_, h, w) = self.config, self.image_shape
+    def sample_base(self, seed: int, index: int, aug: int, out: np.ndarray | None = None, *,
+                    image_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """The crop/flip/RandAugment/erasing part of the record of (index, aug).
+
+        ``image_hw`` is the height and width of this sample's image when the dataset's images differ
+        in size (an image folder): the crop box is drawn inside it. Default: the policy's image shape.
+        """
+        cfg = self.config
+        h, w = (int(v) for v in image_hw) if image_hw is not None else self.image_shape[1:]
         rec = np.zeros((), self.param_dtype) if out is None else out
         rng = rng_at(seed, STREAM_BASE, index, aug)
         rec["crop"] = ops.sample_resized_crop(rng, h, w, cfg.scale, cfg.ratio)
@@ -173,10 +179,12 @@ class Policy:
             rec["erase"] = ops.sample_erasing(rng, *self.size, cfg.erase_p, cfg.erase_scale, cfg.erase_ratio)
         return rec
 
-    def sample(self, seed: int, index: int, aug: int, *, num_samples: int, num_augs: int) -> np.ndarray:
+    def sample(self, seed: int, index: int, aug: int, *, num_samples: int, num_augs: int,
+               image_hw: tuple[int, int] | None = None) -> np.ndarray:
         """The full parameter record of augmentation ``aug`` of sample ``index``: a pure function
-        of its arguments (``num_samples``/``num_augs`` bound the mixing partner's coordinates)."""
-        rec = self.sample_base(seed, index, aug)
+        of its arguments (``num_samples``/``num_augs`` bound the mixing partner's coordinates;
+        ``image_hw`` as in :meth:`sample_base`)."""
+        rec = self.sample_base(seed, index, aug, image_hw=image_hw)
         if self.config.uses_mixing:
             rng = rng_at(seed, STREAM_MIX, index, aug)
             partner = int(rng.integers(0, max(num_samples - 1, 1)))
@@ -197,10 +205,13 @@ class Policy:
         """Crop, flip, RandAugment (``uint8``), then to float and erase: ``(C, H', W')`` in [0, 1]."""
         if image.dtype != torch.uint8 or image.ndim != 3:
             raise ConfigError(f"policies apply to uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}")
-        if tuple(image.shape) != self.image_shape:  # crop boxes were sampled for image_shape
+        if image.shape[0] != self.image_shape[0]:
+            raise ConfigError(f"this policy is for {self.image_shape[0]}-channel images, got {tuple(image.shape)}")
+        top, left, bh, bw = (int(v) for v in params["crop"])
+        if top + bh > image.shape[1] or left + bw > image.shape[2]:  # sampled for another image size
             raise ConfigError(
-                f"this policy is for images of shape {self.image_shape}, got {tuple(image.shape)}: every image "
-                "of a dataset must have the same shape (resize them first)"
+                f"crop box (top {top}, left {left}, {bh}x{bw}) does not fit this {tuple(image.shape)} image: the "
+                "parameters were sampled for an image of another size (is this the dataset they were made for?)"
             )
         x = ops.apply_resized_crop(image, params["crop"], self.size)
         x = ops.apply_flip(x, bool(params["flip"]))

@@ -116,13 +116,16 @@ class AugmentedRecords(Dataset):
     def __getitem__(self, r: int) -> tuple[torch.Tensor, np.ndarray]:
         i, j = self.locate(r)
         n = len(self.dataset)
-        params = self.policy.sample(self.seed, i, j, num_samples=n, num_augs=self.num_augs)
+        image = self.dataset.image(i)
+        params = self.policy.sample(self.seed, i, j, num_samples=n, num_augs=self.num_augs,
+                                    image_hw=image.shape[-2:])
         if self.policy.config.uses_mixing:
             p, pa = int(params["partner"]), int(params["partner_aug"])
-            view = self.policy.apply(self.dataset.image(i), params, self.dataset.image(p),
-                                     self.policy.sample_base(self.seed, p, pa))
+            partner = self.dataset.image(p)
+            view = self.policy.apply(image, params, partner,
+                                     self.policy.sample_base(self.seed, p, pa, image_hw=partner.shape[-2:]))
         else:
-            view = self.policy.apply(self.dataset.image(i), params)
+            view = self.policy.apply(image, params)
         return view, params
 
 

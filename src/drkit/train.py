@@ -78,17 +78,21 @@ class FreshAugmented(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         ds, policy = self.dataset, self.policy
-        params = policy.sample(self.seed, index, self.epoch, num_samples=len(ds), num_augs=1)
+        image = ds.image(index)
+        params = policy.sample(self.seed, index, self.epoch, num_samples=len(ds), num_augs=1,
+                               image_hw=image.shape[-2:])
         label = int(ds.labels[index])
         target = torch.zeros(ds.num_classes)
         if policy.config.uses_mixing:
             p = int(params["partner"])
-            x = policy.apply(ds.image(index), params, ds.image(p), policy.sample_base(self.seed, p, self.epoch))
+            partner = ds.image(p)
+            x = policy.apply(image, params, partner,
+                             policy.sample_base(self.seed, p, self.epoch, image_hw=partner.shape[-2:]))
             lam = policy.mix_weight(params)
             target[label] += lam
             target[int(ds.labels[p])] += 1.0 - lam
         else:
-            x = policy.apply(ds.image(index), params)
+            x = policy.apply(image, params)
             target[label] = 1.0
         return x, target, label
 
