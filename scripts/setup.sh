@@ -37,4 +37,10 @@ if ! "$PY" -c "import ray" 2>/dev/null; then
   "$PY" -m pip install -q -e ".[test,ray]" \
     || echo "setup: Ray could not be installed; the Ray engine tests will be skipped"
 fi
+# The synth extra (`drkit synth`: diffusers, transformers, gymnasium, stable-baselines3) is optional too.
+if ! "$PY" -c "import diffusers, transformers, gymnasium, stable_baselines3" 2>/dev/null; then
+  echo "setup: installing the synth extra (drkit[synth], for drkit synth and its tests)"
+  "$PY" -m pip install -q -e ".[test,synth]" \
+    || echo "setup: the synth extra could not be installed; its tests will be skipped"
+fi
 echo "setup: done ($("$PY" -c 'import drkit, torch; print("drkit", drkit.__version__, "torch", torch.__version__)'))"

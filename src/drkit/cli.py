@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_eval import add_eval_commands
 
     add_eval_commands(sub)
+    from .cli_synth import add_synth_commands
+
+    add_synth_commands(sub)
     return p
 
 
