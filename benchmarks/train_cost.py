@@ -21,22 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _common import environment, load_data, record
 from torch.utils.data import DataLoader
 
 import drkit
 from drkit.models import create_model
 from drkit.train import FreshAugmented, TrainConfig, Trainer
-
-
-def load_data(samples: int) -> drkit.ImageDataset:
-    try:
-        ds = drkit.load_dataset("fashion-mnist")
-    except drkit.DataError:
-        ds = drkit.load_dataset("digits")
-    n = min(samples, len(ds))
-    return ds.subset(np.arange(n), name=f"{ds.name}[:{n}]")
 
 
 def make_teacher(arch: str, members: int, ds: drkit.ImageDataset) -> drkit.TeacherEnsemble:
@@ -133,25 +124,18 @@ def main() -> None:
                     epoch_seconds(args.arch, d, ds, args.batch_size // v, args.workers) / v)
         ratio = cost_ratio(args.arch, teacher, ds, args.batch_size)
 
-    med = {k: statistics.median(v) for k, v in {**{f"load_{k}": v for k, v in load.items()}, **epochs}.items()}
-    result = {
-        "setup": {**vars(args), "json": str(args.json) if args.json else None, "dataset": ds.name,
-                  "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "raw": {k: v for k, v in {**{f"load_{k}": v for k, v in load.items()}, **epochs}.items()},
-        "median": med,
-        "ratios": {
-            "epoch_dr_over_erm": med["dr"] / med["erm"],
-            "loading_dr_over_erm": med["load_dr"] / med["load_erm"],
-            "epoch_kd_over_dr": med["kd"] / med["dr"],
-            "teacher_over_student_step": ratio,
-            **{f"epoch_dr_views{v}_over_erm": med[f"dr_views{v}"] / med["erm"] for v in dr_views},
-        },
-    }
+    raw = {**{f"load_{k}": v for k, v in load.items()}, **epochs}
+    med = {k: statistics.median(v) for k, v in raw.items()}
+    result = record("train_cost", {**vars(args), "dataset": ds.name}, args.json,
+                    environment=environment(), raw=raw, median=med, ratios={
+                        "epoch_dr_over_erm": med["dr"] / med["erm"],
+                        "loading_dr_over_erm": med["load_dr"] / med["load_erm"],
+                        "epoch_kd_over_dr": med["kd"] / med["dr"],
+                        "teacher_over_student_step": ratio,
+                        **{f"epoch_dr_views{v}_over_erm": med[f"dr_views{v}"] / med["erm"] for v in dr_views},
+                    })
     print(json.dumps(result["ratios"], indent=2))
     print(json.dumps(result["median"], indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

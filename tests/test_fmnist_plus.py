@@ -30,7 +30,14 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
         (a, m) for a in ("smallcnn-4", "vit-mini-1") for m in ("erm", "dr", "kd")}
     assert {(t["pretrain"], t["finetune"]) for t in res["transfer"]["rows"]} == {
         (p, f) for p in ("none", "erm", "dr") for f in ("erm", "dr")}
-    assert "### Goals" in (tmp_path / "report.md").read_text()
+    for s in res["students"]:  # every student evaluated by drkit eval, its evaluation saved
+        assert 0 <= s["mca"] <= 1 and 0 <= s["shift_acc"] <= 1
+        assert json.loads(Path(s["eval"]).read_text())["robustness"]["mean_corruption_accuracy"] == s["mca"]
+    report = (tmp_path / "report.md").read_text()
+    assert "### Goals" in report
+    plots = res["compare"]["plots"]
+    assert plots and all((tmp_path / "report" / Path(q).name).is_file() for q in plots)
+    assert f"](report/{Path(plots[0]).name})" in report
     arms = sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir())
     # rerun: every arm is cached, nothing is retrained
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 MODES = ("erm", "dr", "kd")
@@ -53,7 +54,7 @@ def goals(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(res: dict[str, Any], *, command: str) -> str:
+def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -> str:
     p = res["profile"]
     out = [f"Command: `{command}` — profile: {p['train_samples'] or 60000} training / "
            f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`, {p['num_augs']} stored "
@@ -75,12 +76,14 @@ def render(res: dict[str, Any], *, command: str) -> str:
             f"({rs.get('records_per_s', float('nan')):.0f} views/s).", ""]
 
     out += ["### Students (mean ± std over seeds)", "",
-            "| arch | mode | top-1 % | NLL | ECE | corruption acc % | train s |", "|---|---|---|---|---|---|---|"]
+            "| arch | mode | top-1 % | NLL | ECE | Brier | corruption acc % | shift acc % | train s |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for (arch, mode), rows in sorted(_group(res["students"], "arch", "mode").items(),
                                      key=lambda kv: (kv[0][0], MODES.index(kv[0][1]))):
         out.append(f"| {arch} | {mode.upper()} | {_ms([r['top1'] for r in rows], True)} | "
-                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} | "
-                   f"{_ms([r.get('mca') for r in rows], True)} | {_ms([r['train_seconds'] for r in rows])} |")
+                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} | {_ms([r.get('brier') for r in rows])} | "
+                   f"{_ms([r.get('mca') for r in rows], True)} | {_ms([r.get('shift_acc') for r in rows], True)} | "
+                   f"{_ms([r['train_seconds'] for r in rows])} |")
     out.append("")
 
     out += [f"### Limited data ({100 * p['limited_fraction']:g} % of the training set)", "",
@@ -99,6 +102,13 @@ def render(res: dict[str, Any], *, command: str) -> str:
         out.append(f"| {names[pre]} | {'digits+' if ft == 'dr' else 'digits'} | {_ms([r['top1'] for r in rows], True)} | "
                    f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
     out.append("")
+
+    cmp = res.get("compare")
+    if cmp:
+        out += ["### Plots (`drkit compare`, first seed)", "",
+                f"Full report: `{cmp['dir']}/report.html`; mCE reference: `{Path(cmp['reference']).name}`.", ""]
+        if plots_dir:
+            out += [f"![{Path(q).stem}]({plots_dir}/{Path(q).name})" for q in cmp["plots"]] + [""]
 
     g = goals(res)
     share = g["dr_share_of_kd_gain"]

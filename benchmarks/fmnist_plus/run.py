@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from torchvision.transforms.v2 import functional as F
 
 import drkit
 from drkit.data import ArrayDataset
+from drkit.evaluate import evaluate_run, to_jsonable
 from drkit.metrics import classification_metrics
 from drkit.runs import stratified_subset, train_run
 from drkit.train import TrainConfig, predict_probs
@@ -59,6 +61,7 @@ class Profile:
     transfer_arch: str
     transfer_epochs: int
     digits_teacher_epochs: int
+    robustness_samples: int = 1000  # test images under each corruption/shift and severity
     policy: str = "randaugment"
     batch_size: int = 128
 
@@ -67,17 +70,19 @@ PROFILES = {
     "quick": Profile(train_samples=5000, test_samples=2000, teachers=("smallcnn-48",) * 3, teacher_epochs=8,
                      num_augs=8, topk=10, students=("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini-4"),
                      student_epochs=5, seeds=(0,), limited_fraction=0.1, limited_epochs=15,
-                     transfer_arch="smallcnn-16", transfer_epochs=10, digits_teacher_epochs=15),
+                     transfer_arch="smallcnn-16", transfer_epochs=10, digits_teacher_epochs=15,
+                     robustness_samples=500),
     "full": Profile(train_samples=None, test_samples=None, teachers=("smallcnn-64",) * 3, teacher_epochs=15,
                     num_augs=16, topk=10, students=("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini"),
                     student_epochs=10, seeds=(0, 1), limited_fraction=0.1, limited_epochs=30,
-                    transfer_arch="smallcnn-16", transfer_epochs=15, digits_teacher_epochs=30),
+                    transfer_arch="smallcnn-16", transfer_epochs=15, digits_teacher_epochs=30,
+                    robustness_samples=2000),
 }
 # A few seconds per arm: what the test suite runs to keep the harness working.
 PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=100, teachers=("smallcnn-4",) * 3,
                             teacher_epochs=1, num_augs=2, students=("smallcnn-4", "vit-mini-1"), student_epochs=1,
                             limited_fraction=0.2, limited_epochs=1, transfer_arch="smallcnn-4", transfer_epochs=1,
-                            digits_teacher_epochs=1)
+                            digits_teacher_epochs=1, robustness_samples=40)
 
 
 class Harness:
@@ -158,10 +163,31 @@ class Harness:
                           config=self.cfg(epochs or self.p.student_epochs, seed), progress=self.progress)
             result = {"arch": arch, "mode": mode, "seed": seed, "fraction": fraction, "run": str(run_dir),
                       **m["final"], "train_seconds": m["train_seconds"]}
-            result.update(_robustness(run_dir, test))
+            result.update(self.evaluate(run_dir, test))
             return result
 
         return self.arm(name, fit)
+
+    def evaluate(self, run_dir: Path, test: ArrayDataset) -> dict[str, Any]:
+        """``drkit eval`` of a finished student (clean, corruptions, shifts), saved as ``eval.json``."""
+        r = evaluate_run(run_dir, test, robustness_samples=self.p.robustness_samples, device=self.device)
+        (run_dir / "eval.json").write_text(json.dumps(to_jsonable(r), indent=2) + "\n")
+        rob, m = r["robustness"], r["metrics"]
+        shifts = rob["mean_shift_accuracy"]
+        return {"mca": rob["mean_corruption_accuracy"], "brier": m["brier"], "adaptive_ece": m["adaptive_ece"],
+                "shift_acc": float(np.mean(list(shifts.values()))) if shifts else None,
+                "eval": str(run_dir / "eval.json")}
+
+    def compare(self, students: list[dict[str, Any]]) -> dict[str, Any]:
+        """``drkit compare`` of the first seed's main students; ERM of the first architecture is mCE's reference."""
+        seed = self.p.seeds[0]
+        rows = [r for r in students if r["seed"] == seed]
+        ref = next(i for i, r in enumerate(rows) if r["mode"] == "erm")
+        out = self.out / "compare"
+        drkit.compare([r["eval"] for r in rows], out, reference=ref,
+                      title=f"Fashion-MNIST+ students, seed {seed}")
+        return {"dir": str(out), "reference": rows[ref]["run"], "plots": sorted(
+            str(q.relative_to(out)) for q in (out / "plots").glob("*.png"))}
 
     def run(self) -> dict[str, Any]:
         p = self.p
@@ -176,6 +202,7 @@ class Harness:
                                        epochs=p.limited_epochs, tag="limited")
                           for s in p.seeds for a in p.students[:1] for m in ("erm", "dr")]
         res["transfer"] = self.transfer(store)
+        res["compare"] = self.compare(res["students"])
         return res
 
     def transfer(self, fm_store: drkit.Store) -> dict[str, Any]:
@@ -192,20 +219,6 @@ class Harness:
                                      init=init, tag=f"transfer-{pre}")
                     rows.append({**r, "pretrain": pre, "finetune": ft})
         return {"teachers": dt, "store": d_info, "rows": rows}
-
-
-def _robustness(run_dir: Path, test: ArrayDataset) -> dict[str, Any]:
-    """Mean corruption accuracy via drkit's evaluator, when this drkit has one."""
-    try:
-        from drkit.evaluate import evaluate_run
-    except ImportError:
-        return {}
-    r = evaluate_run(run_dir, test, corruptions=True)
-    keys = ("mean_corruption_accuracy", "mca", "corruption_mean_top1")
-    for k in keys:
-        if k in r:
-            return {"mca": r[k]}
-    return {"mca": r.get("robustness", {}).get("mean_corruption_accuracy")}
 
 
 def main() -> None:
@@ -231,9 +244,13 @@ def main() -> None:
     flag = {"full": "", "quick": " --quick"}.get(name, f" --profile {name}")
     md = render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}")
     (out / "report.md").write_text(md)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(md)
+    if args.report:  # the Markdown next to a copy of drkit compare's plots (REPORT_DIR/<stem>/*.png)
+        plots = args.report.parent / args.report.stem
+        plots.mkdir(parents=True, exist_ok=True)
+        for rel in results["compare"]["plots"]:
+            shutil.copy2(Path(results["compare"]["dir"]) / rel, plots / Path(rel).name)
+        args.report.write_text(render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}",
+                                      plots_dir=args.report.stem))
     print(md)
 
 

@@ -1,0 +1,51 @@
+"""What every benchmark script shares: the data it measures on and how it records a result.
+
+Scripts run as ``python benchmarks/NAME.py``, so this folder is on ``sys.path`` and they import
+``_common`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import drkit
+from drkit.data import ImageDataset
+
+
+def load_data(samples: int) -> ImageDataset:
+    """The first ``samples`` Fashion-MNIST training images, or scikit-learn's digits if not installed."""
+    try:
+        ds = drkit.load_dataset("fashion-mnist")
+    except drkit.DataError:
+        print("Fashion-MNIST not found (apt-get install dataset-fashion-mnist): using sklearn digits",
+              file=sys.stderr)
+        ds = drkit.load_dataset("digits")
+    n = min(samples, len(ds))
+    return ds.subset(np.arange(n), name=f"{ds.name}[:{n}]")  # type: ignore[attr-defined]
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """Versions, cores and load of this machine, so that a reader can judge a number."""
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+            "drkit": drkit.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "loadavg_1_5_15_at_end": list(os.getloadavg()), **extra}
+
+
+def record(benchmark: str, settings: dict[str, Any], path: Path | None, **fields: Any) -> dict[str, Any]:
+    """The result with its exact command and settings; written as JSON to ``path`` when given."""
+    result = {"benchmark": benchmark, "command": "python " + " ".join(sys.argv),
+              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}, **fields}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
