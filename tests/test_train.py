@@ -10,7 +10,7 @@ from torch import nn
 import drkit
 from drkit.errors import ConfigError
 from drkit.models import SmallCNN
-from drkit.train import FreshAugmented, TrainConfig, Trainer
+from drkit.train import FreshAugmented, TrainConfig, Trainer, predict_probs
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +82,17 @@ def test_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError):
         TrainConfig(num_workers=-1)
+
+
+def test_predict_probs_of_an_ensemble_are_its_own_probabilities():
+    """An ensemble already averages softmaxes: a second softmax would flatten it (and wreck NLL/ECE)."""
+    ds = drkit.load_dataset("digits:test").subset(np.arange(40))
+    torch.manual_seed(0)
+    members = [SmallCNN(1, 10, width=4).eval() for _ in range(2)]
+    ens = drkit.TeacherEnsemble(members)
+    got = predict_probs(ens, ds)
+    x = torch.stack([ds.image(i) for i in range(len(ds))]).float() / 255
+    want = torch.stack([torch.softmax(m(x), -1) for m in members]).mean(0).double().detach().numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(predict_probs(members[0], ds), torch.softmax(members[0](x), -1).detach().numpy(),
+                               atol=1e-6)

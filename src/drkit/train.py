@@ -31,7 +31,7 @@ from .data import ImageDataset
 from .errors import ConfigError
 from .losses import soft_target_cross_entropy, sparse_soft_target_cross_entropy
 from .policies import Policy, PolicyConfig
-from .teachers import best_device
+from .teachers import TeacherEnsemble, best_device
 
 __all__ = ["TrainConfig", "FreshAugmented", "Trainer", "train", "predict_probs"]
 
@@ -235,12 +235,14 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
 @torch.no_grad()
 def predict_probs(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 512,
                   device: torch.device | None = None) -> np.ndarray:
-    """Softmax outputs ``(N, classes)`` on the un-augmented images (float64)."""
+    """Softmax outputs ``(N, classes)`` on the un-augmented images (float64). A
+    :class:`~drkit.teachers.TeacherEnsemble` already returns probabilities: they are taken as they are."""
     device = device or next(model.parameters()).device
     model.eval().to(device)
     out = []
     for a in range(0, len(dataset), batch_size):
         x = torch.stack([dataset.image(i) for i in range(a, min(a + batch_size, len(dataset)))])
         x = x.to(device).float() / 255.0
-        out.append(torch.softmax(model(x).float(), -1).double().cpu())
+        y = model(x).float()
+        out.append((y if isinstance(model, TeacherEnsemble) else torch.softmax(y, -1)).double().cpu())
     return torch.cat(out).numpy()
