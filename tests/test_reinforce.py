@@ -272,16 +272,17 @@ def test_bad_settings(settings, message, digits60, make_store, out_dir):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_images_of_different_shapes(num_workers, make_store, tmp_path):
-    """An image folder of mixed sizes: a clear error (not crops padded with zeros), nothing written."""
+def test_images_of_different_channel_counts(num_workers, make_store, tmp_path):
+    """Sizes may differ in an image folder (tests/test_reinforced.py), channel counts may not: a clear
+    error, nothing written."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    for i, (h, w) in enumerate([(12, 12), (12, 12), (20, 12), (12, 12)]):
+    for i, shape in enumerate([(12, 12), (12, 12), (20, 12, 3), (12, 12)]):
         (tmp_path / "src" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L").save(tmp_path / "src" / "ab"[i % 2] / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / "src" / "ab"[i % 2] / f"{i}.png")
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"shape \(1, 12, 12\), got \(1, 20, 12\)"):
+    with pytest.raises(ConfigError, match=r"1-channel images, got \(3, 20, 12\)"):
         make_store(f"imagefolder:{tmp_path / 'src'}", tiny_teacher(1, 2), out, policy="cropflip", topk=1,
                    num_workers=num_workers)
     assert not out.exists()
