@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets drkit up on a fresh machine: PyTorch + torchvision from PyPI, Debian's Fashion-MNIST files
 # when apt is available (optional: tests that need them skip otherwise), then drkit with its test
-# extras in editable mode, and the optional Ray extra. Safe to rerun: every step is skipped when
+# extras in editable mode, and the optional Ray and synth extras. Safe to rerun: every step is skipped when
 # already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
