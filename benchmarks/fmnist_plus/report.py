@@ -57,7 +57,8 @@ def goals(res: dict[str, Any]) -> dict[str, Any]:
 def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -> str:
     p = res["profile"]
     out = [f"Command: `{command}` — profile: {p['train_samples'] or 60000} training / "
-           f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`, {p['num_augs']} stored "
+           f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`"
+           f"{f' (teachers trained with `{tp}`)' if (tp := p.get('teacher_policy')) else ''}, {p['num_augs']} stored "
            f"augmentations, top-{p['topk']}, {p['student_epochs']} student epochs, seeds {list(p['seeds'])}.", ""]
 
     t = res["teachers"]

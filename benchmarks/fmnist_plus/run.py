@@ -63,6 +63,7 @@ class Profile:
     digits_teacher_epochs: int
     robustness_samples: int = 1000  # test images under each corruption/shift and severity
     policy: str = "randaugment"
+    teacher_policy: str | None = None  # policy the teachers train with (None: ``policy``)
     batch_size: int = 128
 
 
@@ -131,7 +132,7 @@ class Harness:
         for k, arch in enumerate(archs):
             run_dir = self.out / f"teachers-{tag}" / f"{k}-{arch}"
             m = self.arm(f"teacher-{tag}-{k}", lambda run_dir=run_dir, arch=arch, k=k: train_run(
-                train, run_dir, arch=arch, mode="erm", policy=self.p.policy, eval_data=test,
+                train, run_dir, arch=arch, mode="erm", policy=self.p.teacher_policy or self.p.policy, eval_data=test,
                 config=self.cfg(epochs, seed=100 + k), progress=self.progress))
             members.append({"arch": arch, "run": str(run_dir), **m["final"], "train_seconds": m["train_seconds"]})
             runs.append(f"run:{run_dir}")
@@ -228,11 +229,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="cache and run directory (default: runs/fmnist_plus[-quick])")
     ap.add_argument("--device", help="cuda or cpu (default: best available)")
     ap.add_argument("--report", type=Path, help="write the Markdown report here")
+    ap.add_argument("--teacher-policy", choices=drkit.POLICIES,
+                    help="train the teachers with this policy instead of the students' (a fix to try for weak teachers)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     name = args.profile or ("quick" if args.quick else "full")
     profile = PROFILES[name]
+    if args.teacher_policy:
+        profile = replace(profile, teacher_policy=args.teacher_policy)
     out = args.out or Path("runs") / ("fmnist_plus" if name == "full" else f"fmnist_plus-{name}")
     h = Harness(out, profile, args.device, progress=not args.quiet)
     t0 = time.perf_counter()
@@ -242,6 +247,8 @@ def main() -> None:
     from report import render  # benchmarks/fmnist_plus/report.py
 
     flag = {"full": "", "quick": " --quick"}.get(name, f" --profile {name}")
+    flag += f" --teacher-policy {args.teacher_policy}" if args.teacher_policy else ""
+    flag += f" --out {args.out}" if args.out else ""
     md = render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}")
     (out / "report.md").write_text(md)
     if args.report:  # the Markdown next to a copy of drkit compare's plots (REPORT_DIR/<stem>/*.png)
