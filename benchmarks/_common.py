@@ -7,9 +7,12 @@ Scripts run as ``python benchmarks/NAME.py``, so this folder is on ``sys.path`` 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,18 @@ def record(benchmark: str, settings: dict[str, Any], path: Path | None, **fields
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def cached_arm(root: Path, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``root/arms/<name>.json`` if an earlier call wrote it, else ``make()`` timed (``arm_seconds``)
+    and saved there: reruns of a long benchmark skip what is done. Logs ``arm NAME`` only when it
+    computes one."""
+    path = root / "arms" / f"{name}.json"
+    if not path.is_file():
+        logging.getLogger("benchmarks").info("arm %s", name)
+        t0 = time.perf_counter()
+        result = make()
+        result["arm_seconds"] = time.perf_counter() - t0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return json.loads(path.read_text())

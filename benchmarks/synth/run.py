@@ -51,6 +51,9 @@ from drkit.synth import (
 )
 from drkit.train import TrainConfig, predict_probs, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
+from _common import cached_arm  # noqa: E402
+
 log = logging.getLogger("synth-bench")
 
 AGENTS = ("random", "bandit", "ppo")
@@ -103,15 +106,7 @@ class Bench:
         (out / "arms").mkdir(parents=True, exist_ok=True)
 
     def cached(self, name: str, make) -> dict[str, Any]:
-        """``arms/<name>.json`` if a previous call wrote it, else ``make()`` timed and saved there."""
-        path = self.out / "arms" / f"{name}.json"
-        if not path.is_file():
-            log.info("arm %s", name)
-            t0 = time.perf_counter()
-            result = {**make(), "arm_seconds": None}
-            result["arm_seconds"] = time.perf_counter() - t0
-            path.write_text(json.dumps(result, indent=2) + "\n")
-        return json.loads(path.read_text())
+        return cached_arm(self.out, name, make)
 
     def data(self) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
         full = drkit.load_dataset("fashion-mnist")

@@ -80,7 +80,7 @@ def check_run_data(config: dict[str, Any], dataset: ImageDataset, *, where: str 
 
 def predict(model: nn.Module, dataset: ImageDataset, device: torch.device, batch_size: int = 512,
             shape: tuple[int, int, int] | None = None) -> np.ndarray:
-    """Softmax ``(N, classes)`` of ``model`` over ``dataset``, images adapted to ``shape`` if given."""
+    """Class probabilities ``(N, classes)`` of ``model`` over ``dataset``, images adapted to ``shape`` if given."""
     idx = np.arange(len(dataset))
     batches = (x if shape is None else adapt_images(x, shape) for _, x in image_batches(dataset, idx, batch_size))
     return predict_batches(model, batches, device)
@@ -88,8 +88,8 @@ def predict(model: nn.Module, dataset: ImageDataset, device: torch.device, batch
 
 def teacher_module(store: str | os.PathLike[str] | None, teacher: Sequence[str | nn.Module] | None,
                    dataset: ImageDataset) -> tuple[nn.Module, list[str]]:
-    """The store's teacher ensemble (from the specs in its manifest), or ``teacher``, as a module
-    whose softmax is the ensemble's probabilities."""
+    """The store's teacher ensemble (from the specs in its manifest), or ``teacher``: a
+    :class:`TeacherEnsemble`, whose output :func:`predict` takes as probabilities."""
     temperature, specs = 1.0, list(teacher or [])
     if store is not None and not specs:
         from .store import Store
@@ -102,18 +102,7 @@ def teacher_module(store: str | os.PathLike[str] | None, teacher: Sequence[str |
         temperature = float(settings.get("temperature", 1.0))
     members = [load_teacher(s, num_classes=dataset.num_classes, in_chans=dataset.image_shape[0])[0] for s in specs]
     names = [s if isinstance(s, str) else type(s).__name__ for s in specs]
-    return _LogProbs(TeacherEnsemble(members, temperature=temperature)), names
-
-
-class _LogProbs(nn.Module):
-    """An ensemble's probabilities as logits (their log), so ``softmax`` gives them back."""
-
-    def __init__(self, ensemble: nn.Module) -> None:
-        super().__init__()
-        self.ensemble = ensemble
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ensemble(x).clamp_min(1e-30).log()
+    return TeacherEnsemble(members, temperature=temperature), names
 
 
 def evaluate_model(

@@ -27,6 +27,7 @@ from .corruptions import CORRUPTIONS, SHIFTS, corrupt, describe, severity_levels
 from .data import ImageDataset
 from .errors import ConfigError
 from .metrics import accuracy, ece, nll
+from .teachers import probabilities
 
 __all__ = ["evenly_spaced", "image_batches", "predict_batches", "robustness_eval", "corruption_errors", "mce"]
 
@@ -53,12 +54,13 @@ def image_batches(dataset: ImageDataset, indices: np.ndarray, batch_size: int) -
 @torch.no_grad()
 def predict_batches(model: nn.Module, batches: Iterator[torch.Tensor] | Sequence[torch.Tensor],
                     device: torch.device) -> np.ndarray:
-    """Softmax ``(N, classes)`` (float64) of ``model`` over ``uint8`` or float batches."""
+    """Class probabilities ``(N, classes)`` (float64, :func:`drkit.teachers.probabilities`) of
+    ``model`` over ``uint8`` or float batches."""
     out = []
     for x in batches:
         x = x.to(device)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        out.append(torch.softmax(model(x).float(), -1).double().cpu())
+        out.append(probabilities(model, x).double().cpu())
     return torch.cat(out).numpy()
 
 

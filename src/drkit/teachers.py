@@ -165,6 +165,13 @@ def _run_teacher(run_dir: Path) -> nn.Module:
     return model
 
 
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``(B, classes)`` of ``model`` on ``x``: the softmax of a classifier's
+    logits, or a :class:`TeacherEnsemble`'s output as it is (it already averages probabilities)."""
+    y = model(x).float()
+    return y if isinstance(model, TeacherEnsemble) else torch.softmax(y, -1)
+
+
 class TeacherEnsemble(nn.Module):
     """Mean of the members' ``softmax(logits / temperature)``: ``(B, C, H, W) -> (B, classes)``.
 

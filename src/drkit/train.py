@@ -31,7 +31,8 @@ from .data import ImageDataset
 from .errors import ConfigError
 from .losses import soft_target_cross_entropy, sparse_soft_target_cross_entropy
 from .policies import Policy, PolicyConfig
-from .teachers import TeacherEnsemble, best_device
+from .robustness import image_batches, predict_batches
+from .teachers import best_device
 
 __all__ = ["TrainConfig", "FreshAugmented", "Trainer", "train", "predict_probs"]
 
@@ -232,17 +233,10 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, *,
     return trainer.history
 
 
-@torch.no_grad()
 def predict_probs(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 512,
                   device: torch.device | None = None) -> np.ndarray:
-    """Softmax outputs ``(N, classes)`` on the un-augmented images (float64). A
-    :class:`~drkit.teachers.TeacherEnsemble` already returns probabilities: they are taken as they are."""
+    """Class probabilities ``(N, classes)`` on the un-augmented images (float64): a classifier's
+    softmax, or a :class:`~drkit.teachers.TeacherEnsemble`'s own probabilities."""
     device = device or next(model.parameters()).device
     model.eval().to(device)
-    out = []
-    for a in range(0, len(dataset), batch_size):
-        x = torch.stack([dataset.image(i) for i in range(a, min(a + batch_size, len(dataset)))])
-        x = x.to(device).float() / 255.0
-        y = model(x).float()
-        out.append((y if isinstance(model, TeacherEnsemble) else torch.softmax(y, -1)).double().cpu())
-    return torch.cat(out).numpy()
+    return predict_batches(model, (x for _, x in image_batches(dataset, np.arange(len(dataset)), batch_size)), device)
