@@ -44,3 +44,33 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     assert r.returncode == 0
     assert sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir()) == arms
     assert "arm " not in r.stderr  # the harness logs "arm NAME" only when it computes one
+
+
+def _harness_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fmnist_plus_run", RUN)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_set_overrides_profile_fields_by_type():
+    mod = _harness_module()
+    p = mod.override(mod.PROFILES["quick"], ["teacher_epochs=30", "students=smallcnn-16,resnet18", "seeds=0,1",
+                                             "teacher_policy=cropflip", "train_samples=10000", "test_samples=none"])
+    assert (p.teacher_epochs, p.students, p.seeds) == (30, ("smallcnn-16", "resnet18"), (0, 1))
+    assert (p.teacher_policy, p.train_samples, p.test_samples) == ("cropflip", 10000, None)
+    for bad in ("teacher_epoch=3", "teacher_epochs", "teacher_epochs=many"):
+        with pytest.raises(SystemExit, match="--set"):
+            mod.override(mod.PROFILES["quick"], [bad])
+
+
+def test_out_folder_refuses_arms_of_another_profile(tmp_path):
+    mod = _harness_module()
+    quick = mod.PROFILES["quick"]
+    mod.Harness(tmp_path, quick, "cpu", progress=False)
+    mod.Harness(tmp_path, quick, "cpu", progress=False)  # same profile: fine
+    with pytest.raises(SystemExit, match="student_epochs"):
+        mod.Harness(tmp_path, mod.override(quick, ["student_epochs=10"]), "cpu", progress=False)

@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -41,6 +42,9 @@ from drkit.evaluate import evaluate_run, to_jsonable
 from drkit.metrics import classification_metrics
 from drkit.runs import stratified_subset, train_run
 from drkit.train import TrainConfig, predict_probs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
+from _common import cached_arm  # noqa: E402
 
 log = logging.getLogger("fmnist_plus")
 
@@ -86,24 +90,54 @@ PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=1
                             digits_teacher_epochs=1, robustness_samples=40)
 
 
+def override(profile: Profile, assignments: list[str]) -> Profile:
+    """``profile`` with ``KEY=VALUE`` assignments (``--set``) applied, each VALUE parsed as its field's type:
+    numbers, ``none``, or a comma-separated list for tuples (``students=smallcnn-16,resnet18``)."""
+    current, changes = asdict(profile), {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or key not in current:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(current)}")
+        old = current[key]
+        try:
+            if text.lower() == "none":
+                value: Any = None
+            elif isinstance(old, tuple):
+                value = tuple(type(old[0])(v) for v in text.split(",")) if old else tuple(text.split(","))
+            elif isinstance(old, (int, float)) and not isinstance(old, bool):
+                value = type(old)(text)
+            elif old is None and text.isdigit():  # train_samples / test_samples: None = all
+                value = int(text)
+            else:
+                value = text
+        except ValueError:
+            raise SystemExit(f"--set {item!r}: {text!r} is not a valid {type(old).__name__}") from None
+        changes[key] = value
+    return replace(profile, **changes)
+
+
 class Harness:
     def __init__(self, out: Path, profile: Profile, device: str | None, progress: bool) -> None:
         self.out, self.p, self.device, self.progress = out, profile, device, progress
         (out / "arms").mkdir(parents=True, exist_ok=True)
+        self.check_profile()
+
+    def check_profile(self) -> None:
+        """Refuse to mix arms of two profiles in one ``--out``: cached arms are keyed by name only."""
+        path, mine = self.out / "profile.json", json.loads(json.dumps(asdict(self.p)))
+        if path.is_file():
+            theirs = json.loads(path.read_text())
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if diff:
+                raise SystemExit(f"{self.out} holds arms of another profile (differs in {', '.join(diff)}); "
+                                 "pass another --out, or delete that folder to start over")
+        else:
+            path.write_text(json.dumps(mine, indent=2) + "\n")
 
     # ------------------------------------------------------------------ caching
 
     def arm(self, name: str, fn) -> dict[str, Any]:
-        """Run ``fn`` unless ``arms/<name>.json`` exists; store its result there."""
-        path = self.out / "arms" / f"{name}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
-        log.info("arm %s", name)
-        t0 = time.perf_counter()
-        result = fn()
-        result["arm_seconds"] = time.perf_counter() - t0
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        return result
+        return cached_arm(self.out, name, fn)
 
     def cfg(self, epochs: int, seed: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.p.batch_size, seed=seed, device=self.device)
@@ -231,6 +265,8 @@ def main() -> None:
     ap.add_argument("--report", type=Path, help="write the Markdown report here")
     ap.add_argument("--teacher-policy", choices=drkit.POLICIES,
                     help="train the teachers with this policy instead of the students' (a fix to try for weak teachers)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a profile field, e.g. --set teacher_epochs=30 --set students=smallcnn-16,resnet18")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -238,6 +274,7 @@ def main() -> None:
     profile = PROFILES[name]
     if args.teacher_policy:
         profile = replace(profile, teacher_policy=args.teacher_policy)
+    profile = override(profile, args.set)
     out = args.out or Path("runs") / ("fmnist_plus" if name == "full" else f"fmnist_plus-{name}")
     h = Harness(out, profile, args.device, progress=not args.quiet)
     t0 = time.perf_counter()
@@ -248,6 +285,7 @@ def main() -> None:
 
     flag = {"full": "", "quick": " --quick"}.get(name, f" --profile {name}")
     flag += f" --teacher-policy {args.teacher_policy}" if args.teacher_policy else ""
+    flag += "".join(f" --set {a}" for a in args.set)
     flag += f" --out {args.out}" if args.out else ""
     md = render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}")
     (out / "report.md").write_text(md)
