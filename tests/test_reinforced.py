@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 import drkit
 from drkit.errors import ConfigError, StoreMismatchError
 from drkit.models import SmallCNN
+from _image_folders import mixed_size_folder
 
 
 class _Recorder(nn.Module):
@@ -130,14 +131,7 @@ def test_wrong_dataset_policy_or_views_is_a_clear_error(made, base):
 @pytest.mark.parametrize("policy", ["randaugment+mixing", "cropflip"])
 def test_image_folder_of_mixed_sizes_reinforces_and_replays(tmp_path, policy):
     """Real image folders mix sizes: every view comes out at ``image_size`` and replays exactly."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for k in range(12):
-        h, w = int(rng.integers(14, 40)), int(rng.integers(14, 40))
-        (tmp_path / "data" / f"c{k % 3}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "data" / f"c{k % 3}" / f"{k}.png")
-    base = drkit.load_dataset(f"imagefolder:{tmp_path / 'data'}")
+    base = drkit.load_dataset(f"imagefolder:{mixed_size_folder(tmp_path / 'data')}")
     assert len({tuple(base.image(i).shape) for i in range(len(base))}) > 1
     torch.manual_seed(0)
     teacher = _Recorder()

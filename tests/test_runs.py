@@ -13,6 +13,8 @@ from drkit.errors import ConfigError, StoreMismatchError
 from drkit.runs import stratified_subset, train_run
 from drkit.train import TrainConfig, Trainer
 
+from _image_folders import mixed_size_folder
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -114,3 +116,36 @@ def test_bad_runs_are_clear_errors(data, store, tmp_path):
     five = drkit.data.ArrayDataset(data[1].images, data[1].labels % 5, classes=[str(i) for i in range(5)])
     with pytest.raises(ConfigError, match="does not match"):
         train_run(data[0], tmp_path / "d", mode="erm", eval_data=five, config=_cfg(), progress=False)
+
+
+def test_image_folder_of_mixed_sizes_trains_and_evaluates(tmp_path):
+    """ERM at --image-size, a store at the same size, DR and KD students from it, and drkit eval on the
+    folder: every image is cropped from its own extent in training and fitted for evaluation."""
+    from drkit.evaluate import evaluate_run
+
+    folder = f"imagefolder:{mixed_size_folder(tmp_path / 'data')}"
+    assert len({tuple(drkit.load_dataset(folder).image(i).shape) for i in range(12)}) > 1
+    m = train_run(folder, tmp_path / "erm", arch="smallcnn-4", mode="erm", policy="cropflip", eval_data=folder,
+                  image_size=16, config=_cfg(batch_size=5), progress=False)
+    assert m["config"]["image_size"] == [16, 16] and 0 <= m["final"]["top1"] <= 1
+    store = drkit.reinforce(folder, [f"run:{tmp_path / 'erm'}"], tmp_path / "store", policy="cropflip", num_augs=2,
+                            topk=3, image_size=16, num_workers=0, progress=False)
+    for mode in ("dr", "kd"):  # the store's view size is the run's input size
+        m = train_run(folder, tmp_path / mode, arch="vit-mini-1", mode=mode, store=store.root, eval_data=folder,
+                      config=_cfg(batch_size=5), progress=False)
+        assert m["config"]["image_size"] == [16, 16]
+        r = evaluate_run(tmp_path / mode, folder, corruptions=("contrast",), shifts=("rotation",), robustness_samples=4)
+        assert r["num_samples"] == 12 and r["image_shape"] == [3, 16, 16]
+    with pytest.raises(ConfigError, match="store's view size"):
+        train_run(folder, tmp_path / "bad", mode="dr", store=store.root, image_size=20, config=_cfg(), progress=False)
+
+
+def test_center_fit_keeps_aspect_and_centre():
+    from drkit.data import center_fit
+
+    image = torch.zeros(1, 20, 40, dtype=torch.uint8)
+    image[:, :, 10:30] = 255  # the centre half is white
+    out = center_fit(image, (10, 10))  # 20×40 -> 10×20 -> centre 10×10: white (squashing it would show black)
+    assert out.shape == (1, 10, 10) and int(out[..., 1:-1].min()) == 255 and int(out.min()) > 200
+    assert center_fit(image, (20, 40)) is image
+    assert center_fit(image, (30, 30)).shape == (1, 30, 30)

@@ -130,7 +130,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     m = train_run(args.data, args.out, arch=args.arch, mode=args.mode, store=args.store, teachers=args.teacher or (),
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
-                  views=args.views, temperature=args.temperature, config=_config_from_args(TrainConfig, args),
+                  views=args.views, temperature=args.temperature, image_size=args.image_size,
+                  config=_config_from_args(TrainConfig, args),
                   progress=not args.quiet)
     c = m["config"]
     print(f"\ntrained {c['arch']} ({c['mode']}, policy {c['policy']}) on {c['dataset']} "
@@ -226,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
     t.add_argument("--temperature", type=float, default=1.0, help="kd: teacher softmax temperature")
+    t.add_argument("--image-size", type=int, help="erm/kd: side of the square training views and model input "
+                   "(default: the first image's size; dr: the store's)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_dataclass_args(t, TrainConfig)
     t.set_defaults(func=_cmd_train)

@@ -37,6 +37,9 @@ __all__ = [
     "ArrayDataset",
     "ImageFolderDataset",
     "TorchDatasetAdapter",
+    "FittedDataset",
+    "center_fit",
+    "fit_images",
     "load_dataset",
     "dataset_fingerprint",
     "FASHION_MNIST_CLASSES",
@@ -63,6 +66,9 @@ class ImageDataset(Dataset):
     name: str
     classes: list[str]
     labels: np.ndarray
+    #: True where images may differ in size (image folders, wrapped datasets): ``image_shape`` is then
+    #: the first image's, and evaluation fits each image to the model's input (:func:`fit_images`).
+    variable_size: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -159,7 +165,9 @@ def _to_uint8_chw(image: Any, where: str) -> torch.Tensor:
 
 
 class ImageFolderDataset(ImageDataset):
-    """``root/<class_name>/<image>``; images are decoded on access (torchvision.io)."""
+    """``root/<class_name>/<image>``; images are decoded on access (torchvision.io) and may differ in size."""
+
+    variable_size = True
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -198,7 +206,9 @@ class ImageFolderDataset(ImageDataset):
 
 class TorchDatasetAdapter(ImageDataset):
     """Wraps any map-style dataset yielding ``(image, label)``; reads labels from ``.targets``
-    when present (else by iterating once)."""
+    when present (else by iterating once). Its images may differ in size."""
+
+    variable_size = True
 
     def __init__(self, dataset: Dataset, *, classes: Sequence[str] | None = None, name: str | None = None) -> None:
         self.dataset = dataset
@@ -213,6 +223,49 @@ class TorchDatasetAdapter(ImageDataset):
 
     def image(self, index: int) -> torch.Tensor:
         return _to_uint8_chw(self.dataset[index][0], f"{self.name}[{index}]")
+
+
+def center_fit(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``image`` (C, H, W) resized (bilinear, antialiased) until it covers ``size`` with its aspect
+    ratio kept, then centre-cropped to ``size``: the usual evaluation transform. Unchanged when
+    it already has that size."""
+    from torchvision.transforms.v2 import functional as F
+
+    h, w = (int(v) for v in image.shape[-2:])
+    th, tw = size
+    if (h, w) == (th, tw):
+        return image
+    scale = max(th / h, tw / w)
+    rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
+    image = F.resize(image, [rh, rw], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
+    return F.center_crop(image, [th, tw])
+
+
+class FittedDataset(ImageDataset):
+    """``dataset`` with every image fitted to ``size`` by :func:`center_fit`: equal-size batches
+    from a folder of images of many sizes, at a model's input size."""
+
+    def __init__(self, dataset: ImageDataset, size: tuple[int, int]) -> None:
+        self.dataset, self.size = dataset, (int(size[0]), int(size[1]))
+        self.labels, self.classes, self.name = dataset.labels, dataset.classes, dataset.name
+
+    def image(self, index: int) -> torch.Tensor:
+        return center_fit(self.dataset.image(index), self.size)
+
+    def nbytes(self) -> int:
+        return self.dataset.nbytes()
+
+
+def fit_images(dataset: ImageDataset, size: tuple[int, int]) -> ImageDataset:
+    """``dataset`` as a model of input ``size`` sees it at evaluation: a variable-size dataset's
+    images fitted by :func:`center_fit` (logged when its first image differs); any other as is."""
+    if not dataset.variable_size:
+        return dataset
+    first = tuple(dataset.image_shape[1:])
+    if first != tuple(size):
+        log.info("%s: images fitted to %d×%d (resize, centre crop), the first one from %d×%d",
+                 dataset.name, size[0], size[1], *first)
+    return FittedDataset(dataset, size)
 
 
 def _load_digits(split: str) -> ArrayDataset:

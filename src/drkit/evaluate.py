@@ -33,7 +33,7 @@ from torch import nn
 
 from .certify import CertifyConfig, certify_dataset
 from .corruptions import CORRUPTIONS, SHIFTS
-from .data import ImageDataset, load_dataset
+from .data import ImageDataset, fit_images, load_dataset
 from .errors import ConfigError, DataError
 from .metrics import agreement, ece, evaluation_metrics, per_class_accuracy, reliability
 from .ood import adapt_images, ood_metrics
@@ -63,14 +63,15 @@ def to_jsonable(value: Any) -> Any:
 
 def check_run_data(config: dict[str, Any], dataset: ImageDataset, *, where: str = "the run") -> None:
     """Raise :class:`DataError` unless ``dataset`` has the channels, image size and number of
-    classes the run was trained with."""
+    classes the run was trained with. A variable-size dataset (an image folder) may have any image
+    size: evaluation fits its images to the run's (:func:`drkit.data.fit_images`)."""
     c, h, w = dataset.image_shape
     want_c, (want_h, want_w), want_k = config["in_chans"], config["image_size"], config["num_classes"]
     trained_on = config.get("dataset", "its training data")
     if c != want_c:
         raise DataError(f"{where} takes {want_c}-channel images (trained on {trained_on}) but {dataset.name} has "
                         f"{c} channels; evaluate it on data like {trained_on}, or convert the images")
-    if (h, w) != (want_h, want_w):
+    if (h, w) != (want_h, want_w) and not dataset.variable_size:
         raise DataError(f"{where} takes {want_h}×{want_w} images (trained on {trained_on}) but {dataset.name} "
                         f"has {h}×{w}; evaluate it on data of that size (resize the images first)")
     if dataset.num_classes != want_k:
@@ -219,6 +220,7 @@ def evaluate_run(
             raise ConfigError(f"{root} has no evaluation data in its config; pass data (--data)")
     dataset = load_dataset(data)
     check_run_data(cfg, dataset, where=f"run {root}")
+    dataset = fit_images(dataset, tuple(cfg["image_size"]))
     if reference is not None and not isinstance(reference, dict):
         ref_kwargs = {k: v for k, v in kwargs.items() if k not in ("store", "teacher", "ood_data", "certify")}
         reference = evaluate_run(reference, dataset, **ref_kwargs)

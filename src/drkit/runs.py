@@ -28,11 +28,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .data import ImageDataset, load_dataset
+from .data import ImageDataset, fit_images, load_dataset
 from .errors import ConfigError, StoreMismatchError
 from .metrics import classification_metrics
 from .models import create_model
-from .policies import DEFAULT_POLICY
+from .policies import DEFAULT_POLICY, Policy, PolicyConfig
 from .reinforce import prepare_teacher
 from .reinforced import ReinforcedDataset
 from .store import Store
@@ -125,11 +125,16 @@ def train_run(
     train_fraction: float = 1.0,
     views: int = 1,
     temperature: float = 1.0,
+    image_size: int | tuple[int, int] | None = None,
     config: TrainConfig | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``arch`` on ``data`` in ``mode`` into the run directory ``out``; resumes a run with the
-    same config. Returns the metrics written to ``out/metrics.json``."""
+    same config. Returns the metrics written to ``out/metrics.json``.
+
+    The model's input size is the store's view size in ``dr`` mode, else ``image_size`` (an int for
+    square views), else the size of the first image; images of other sizes (an image folder) are
+    cropped from their own extent during training and fitted (resize, centre crop) for evaluation."""
     cfg = config or TrainConfig()
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -146,9 +151,23 @@ def train_run(
         teachers = _store_teachers(opened)
 
     c, h, w = dataset.image_shape
-    if eval_set is not None and (eval_set.image_shape != dataset.image_shape or eval_set.num_classes != dataset.num_classes):
-        raise ConfigError(f"eval data {eval_set.name} ({eval_set.image_shape}, {eval_set.num_classes} classes) "
-                          f"does not match {dataset.name} ({dataset.image_shape}, {dataset.num_classes} classes)")
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or min(size) <= 0:
+            raise ConfigError(f"image_size must be a positive int or (H, W), got {image_size}")
+        if opened is not None and tuple(opened.policy().size) != size:
+            raise ConfigError(f"image_size {size} differs from the store's view size {opened.policy().size}: "
+                              "a DR student trains at the store's size (drop --image-size)")
+        h, w = size
+    elif opened is not None:
+        h, w = opened.policy().size
+    if eval_set is not None:
+        ec, eh, ew = eval_set.image_shape
+        if ec != c or eval_set.num_classes != dataset.num_classes or (
+                (eh, ew) != (h, w) and not eval_set.variable_size):
+            raise ConfigError(f"eval data {eval_set.name} ({eval_set.image_shape}, {eval_set.num_classes} classes) "
+                              f"does not match the run's input ({(c, h, w)}, {dataset.num_classes} classes)")
+        eval_set = fit_images(eval_set, (h, w))
     indices = stratified_subset(dataset.labels, train_fraction, seed=cfg.seed) if train_fraction < 1 else None
 
     run_config = {
@@ -173,7 +192,8 @@ def train_run(
         train_set: Dataset = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
                                                policy=policy)
     else:
-        train_set = FreshAugmented(dataset, policy_name, seed=cfg.seed)
+        train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
+                                   seed=cfg.seed)
     if indices is not None:
         train_set = _EpochSubset(train_set, indices)
     teacher = prepare_teacher(list(teachers), dataset, temperature=temperature)[0] if mode == "kd" else None
