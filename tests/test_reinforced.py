@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _image_folders import mixed_size_folder
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 import drkit
 from drkit.errors import ConfigError, StoreMismatchError
 from drkit.models import SmallCNN
-from _image_folders import mixed_size_folder
 
 
 class _Recorder(nn.Module):

@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from _image_folders import mixed_size_folder
 
 import drkit
 from drkit.errors import ConfigError, StoreMismatchError
 from drkit.runs import stratified_subset, train_run
 from drkit.train import TrainConfig, Trainer
-
-from _image_folders import mixed_size_folder
 
 
 @pytest.fixture(scope="module")
