@@ -73,4 +73,8 @@ def test_out_folder_refuses_arms_of_another_profile(tmp_path):
     mod.Harness(tmp_path, quick, "cpu", progress=False)
     mod.Harness(tmp_path, quick, "cpu", progress=False)  # same profile: fine
     with pytest.raises(SystemExit, match="student_epochs"):
-        mod.Harness(tmp_path, mod.override(quick, ["student_epochs=10"]), "cpu", progress=False)
+        mod.Harness(tmp_path, mod.override(quick, ["student_epochs=3"]), "cpu", progress=False)
+    (tmp_path / "profile.json").unlink()  # arms whose profile is unknown are refused too
+    (tmp_path / "arms" / "teacher-fmnist-0.json").write_text("{}")
+    with pytest.raises(SystemExit, match="no profile.json"):
+        mod.Harness(tmp_path, quick, "cpu", progress=False)
