@@ -72,6 +72,7 @@ def test_out_folder_refuses_arms_of_another_profile(tmp_path):
     quick = mod.PROFILES["quick"]
     mod.Harness(tmp_path, quick, "cpu", progress=False)
     mod.Harness(tmp_path, quick, "cpu", progress=False)  # same profile: fine
+    mod.Harness(tmp_path, mod.override(quick, ["seeds=0,1"]), "cpu", progress=False)  # another seed: fine
     with pytest.raises(SystemExit, match="student_epochs"):
         mod.Harness(tmp_path, mod.override(quick, ["student_epochs=3"]), "cpu", progress=False)
     (tmp_path / "profile.json").unlink()  # arms whose profile is unknown are refused too

@@ -75,6 +75,19 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
             f"({s['bytes_per_record']:.1f} B per augmentation), {s['bytes'] / res['data']['train_bytes']:.0%} of the "
             f"source images; reinforced in {rs.get('seconds', float('nan')):.0f} s "
             f"({rs.get('records_per_s', float('nan')):.0f} views/s).", ""]
+    choice = s.get("choice") or {}
+    if "mass" in choice:
+        out += ["Why this top-k and number of augmentations: the teacher mass a smaller k would keep, against its "
+                "bytes per record (same policy):", "",
+                "| top-k | " + " | ".join(str(k) for k in choice["k"]) + " |",
+                "|---|" + "---|" * len(choice["k"]),
+                "| mean teacher mass kept | " + " | ".join(f"{100 * m:.1f} %" for m in choice["mass"]) + " |",
+                "| bytes per record | " + " | ".join(str(b) for b in choice["bytes_per_record"]) + " |", "",
+                f"The store keeps top-{p['topk']} of {choice['k'][-1]} classes; at k = classes no class ids are "
+                "stored and densification is exact. The table says what a smaller k would save and lose. "
+                f"{s['num_augs']} augmentations for {p['student_epochs']} student epochs: a fresh view every "
+                "epoch (fewer repeat views, more cost nothing at training time); storage grows linearly with it.",
+                ""]
 
     out += ["### Students (mean ± std over seeds)", "",
             "| arch | mode | top-1 % | NLL | ECE | Brier | corruption acc % | shift acc % | train s |",

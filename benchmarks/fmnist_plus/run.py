@@ -41,6 +41,7 @@ from drkit.data import ArrayDataset
 from drkit.evaluate import evaluate_run, to_jsonable
 from drkit.metrics import classification_metrics
 from drkit.runs import stratified_subset, train_run
+from drkit.store import record_dtype
 from drkit.train import TrainConfig, predict_probs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
@@ -118,6 +119,19 @@ def override(profile: Profile, assignments: list[str]) -> Profile:
     return replace(profile, **changes)
 
 
+def store_choice(store: drkit.Store, ks: tuple[int, ...] = (1, 2, 3, 5)) -> dict[str, Any]:
+    """What a smaller top-k would keep and save: the mean teacher probability mass in each record's
+    k largest entries, and the bytes per record at that k (same policy and classes)."""
+    if not store.dense:
+        return {"note": f"store keeps top-{store.topk} only; mass of smaller k not measured"}
+    probs = np.concatenate([np.asarray(store.records(i)["probs"], dtype=np.float32)
+                            for i in range(store.num_samples)])  # (N * augs, C), sorted below
+    top = -np.sort(-probs, axis=1).cumsum(axis=1) / probs.sum(axis=1, keepdims=True)
+    c = store.num_classes
+    return {"k": [*ks, c], "mass": [float(top[:, k - 1].mean()) for k in (*ks, c)],
+            "bytes_per_record": [record_dtype(store.policy().param_dtype, c, k).itemsize for k in (*ks, c)]}
+
+
 class Harness:
     def __init__(self, out: Path, profile: Profile, device: str | None, progress: bool) -> None:
         self.out, self.p, self.device, self.progress = out, profile, device, progress
@@ -125,11 +139,12 @@ class Harness:
         self.check_profile()
 
     def check_profile(self) -> None:
-        """Refuse to mix arms of two profiles in one ``--out``: cached arms are keyed by name only."""
+        """Refuse to mix arms of two profiles in one ``--out``: cached arms are keyed by name only. The
+        seeds may differ (an arm's name holds its seed): ``--set seeds=0,1`` adds a seed to a finished run."""
         path, mine = self.out / "profile.json", json.loads(json.dumps(asdict(self.p)))
         if path.is_file():
             theirs = json.loads(path.read_text())
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k) and k != "seeds")
             if diff:
                 raise SystemExit(f"{self.out} holds arms of another profile (differs in {', '.join(diff)}); "
                                  "pass another --out, or delete that folder to start over")
@@ -190,7 +205,9 @@ class Harness:
             return {**s.summary(), "run_stats": s.run_stats}
 
         info = self.arm(f"store-{tag}", make)
-        return drkit.Store.open(info["path"]), info
+        store = drkit.Store.open(info["path"])
+        info["choice"] = self.arm(f"store-choice-{tag}", lambda: store_choice(store))
+        return store, info
 
     def student(self, train, test, store, arch: str, mode: str, seed: int, *, fraction: float = 1.0,
                 epochs: int | None = None, init: str | None = None, tag: str = "main") -> dict[str, Any]:
