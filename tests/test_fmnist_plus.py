@@ -33,8 +33,10 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     for s in res["students"]:  # every student evaluated by drkit eval, its evaluation saved
         assert 0 <= s["mca"] <= 1 and 0 <= s["shift_acc"] <= 1
         assert json.loads(Path(s["eval"]).read_text())["robustness"]["mean_corruption_accuracy"] == s["mca"]
+    ens = res["teachers"]["ensemble"]  # the teacher's own robustness, what its students can inherit
+    assert 0 <= ens["mca"] <= 1 and 0 <= ens["shift_acc"] <= 1
     report = (tmp_path / "report.md").read_text()
-    assert "### Goals" in report
+    assert "### Goals" in report and f"Ensemble under corruptions: {100 * ens['mca']:.2f} %" in report
     plots = res["compare"]["plots"]
     assert plots and all((tmp_path / "report" / Path(q).name).is_file() for q in plots)
     assert f"](report/{Path(plots[0]).name})" in report

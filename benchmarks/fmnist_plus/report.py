@@ -67,6 +67,9 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
         out.append(f"| {m['arch']} | {100 * m['top1']:.2f} | {m['nll']:.3f} | {m['ece']:.3f} | {m['train_seconds']:.0f} |")
     e = t["ensemble"]
     out += [f"| **ensemble** | **{100 * e['top1']:.2f}** | {e['nll']:.3f} | {e['ece']:.3f} | |", ""]
+    if "mca" in e:  # what its students can inherit: compare with the students' corruption and shift columns
+        out += [f"Ensemble under corruptions: {100 * e['mca']:.2f} % (mean over corruptions and severities); "
+                f"under shifts: {100 * e['shift_acc']:.2f} %.", ""]
 
     s = res["store"]
     rs = s.get("run_stats") or {}

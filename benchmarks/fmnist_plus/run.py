@@ -38,7 +38,7 @@ from torchvision.transforms.v2 import functional as F
 
 import drkit
 from drkit.data import ArrayDataset
-from drkit.evaluate import evaluate_run, to_jsonable
+from drkit.evaluate import evaluate_model, evaluate_run, to_jsonable
 from drkit.metrics import classification_metrics
 from drkit.runs import stratified_subset, train_run
 from drkit.store import record_dtype
@@ -119,6 +119,13 @@ def override(profile: Profile, assignments: list[str]) -> Profile:
     return replace(profile, **changes)
 
 
+def robustness_summary(rob: dict[str, Any]) -> dict[str, Any]:
+    """Mean accuracy over corruptions (all severities) and over shifts, from ``drkit eval``'s robustness."""
+    shifts = rob["mean_shift_accuracy"]
+    return {"mca": rob["mean_corruption_accuracy"],
+            "shift_acc": float(np.mean(list(shifts.values()))) if shifts else None}
+
+
 def store_choice(store: drkit.Store, ks: tuple[int, ...] = (1, 2, 3, 5)) -> dict[str, Any]:
     """What a smaller top-k would keep and save: the mean teacher probability mass in each record's
     k largest entries, and the bytes per record at that k (same policy and classes)."""
@@ -191,12 +198,18 @@ class Harness:
             members.append({"arch": arch, "run": str(run_dir), **m["final"], "train_seconds": m["train_seconds"]})
             runs.append(f"run:{run_dir}")
 
-        def ensemble() -> dict[str, Any]:
-            models = [drkit.load_teacher(r, num_classes=train.num_classes, in_chans=1)[0] for r in runs]
-            probs = predict_probs(drkit.TeacherEnsemble(models), test)
-            return classification_metrics(probs, test.labels)
+        def ensemble() -> drkit.TeacherEnsemble:
+            return drkit.TeacherEnsemble([drkit.load_teacher(r, num_classes=train.num_classes, in_chans=1)[0]
+                                          for r in runs])
 
-        return {"members": members, "ensemble": self.arm(f"teacher-{tag}-ensemble", ensemble), "runs": runs}
+        def robustness() -> dict[str, Any]:  # what a student of this teacher can inherit
+            r = evaluate_model(ensemble(), test, robustness_samples=self.p.robustness_samples, device=self.device)
+            return robustness_summary(r["robustness"])
+
+        metrics = self.arm(f"teacher-{tag}-ensemble",
+                           lambda: classification_metrics(predict_probs(ensemble(), test), test.labels))
+        metrics.update(self.arm(f"teacher-{tag}-ensemble-robustness", robustness))
+        return {"members": members, "ensemble": metrics, "runs": runs}
 
     def store(self, train, teacher_runs, tag: str) -> tuple[drkit.Store, dict[str, Any]]:
         def make() -> dict[str, Any]:
@@ -229,10 +242,8 @@ class Harness:
         """``drkit eval`` of a finished student (clean, corruptions, shifts), saved as ``eval.json``."""
         r = evaluate_run(run_dir, test, robustness_samples=self.p.robustness_samples, device=self.device)
         (run_dir / "eval.json").write_text(json.dumps(to_jsonable(r), indent=2) + "\n")
-        rob, m = r["robustness"], r["metrics"]
-        shifts = rob["mean_shift_accuracy"]
-        return {"mca": rob["mean_corruption_accuracy"], "brier": m["brier"], "adaptive_ece": m["adaptive_ece"],
-                "shift_acc": float(np.mean(list(shifts.values()))) if shifts else None,
+        m = r["metrics"]
+        return {**robustness_summary(r["robustness"]), "brier": m["brier"], "adaptive_ece": m["adaptive_ece"],
                 "eval": str(run_dir / "eval.json")}
 
     def compare(self, students: list[dict[str, Any]]) -> dict[str, Any]:
