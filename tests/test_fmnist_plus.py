@@ -33,6 +33,13 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     for s in res["students"]:  # every student evaluated by drkit eval, its evaluation saved
         assert 0 <= s["mca"] <= 1 and 0 <= s["shift_acc"] <= 1
         assert json.loads(Path(s["eval"]).read_text())["robustness"]["mean_corruption_accuracy"] == s["mca"]
+    erm, dr = res["limited"]  # the DR student of the limited arm reads a store of its own images
+    assert erm["mode"] == "erm" and dr["mode"] == "dr" and dr["fraction"] == erm["fraction"] == 0.2
+    dr_config = json.loads((Path(dr["run"]) / "config.json").read_text())
+    erm_config = json.loads((Path(erm["run"]) / "config.json").read_text())
+    assert dr_config["train_samples"] == erm_config["train_samples"] == 60
+    assert drkit.Store.open(dr_config["store"]).num_augs == 2 and dr_config["store"].endswith("store-limited-s0-a2")
+    assert set(res["arm_seconds"]) == {p.stem for p in (tmp_path / "fm" / "arms").iterdir()}
     ens = res["teachers"]["ensemble"]  # the teacher's own robustness, what its students can inherit
     assert 0 <= ens["mca"] <= 1 and 0 <= ens["shift_acc"] <= 1
     report = (tmp_path / "report.md").read_text()
@@ -75,6 +82,7 @@ def test_out_folder_refuses_arms_of_another_profile(tmp_path):
     mod.Harness(tmp_path, quick, "cpu", progress=False)
     mod.Harness(tmp_path, quick, "cpu", progress=False)  # same profile: fine
     mod.Harness(tmp_path, mod.override(quick, ["seeds=0,1"]), "cpu", progress=False)  # another seed: fine
+    mod.Harness(tmp_path, mod.override(quick, ["limited_num_augs=40"]), "cpu", progress=False)  # a new limited store
     with pytest.raises(SystemExit, match="student_epochs"):
         mod.Harness(tmp_path, mod.override(quick, ["student_epochs=3"]), "cpu", progress=False)
     (tmp_path / "profile.json").unlink()  # arms whose profile is unknown are refused too

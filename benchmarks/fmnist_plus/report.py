@@ -60,6 +60,9 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
            f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`"
            f"{f' (teachers trained with `{tp}`)' if (tp := p.get('teacher_policy')) else ''}, {p['num_augs']} stored "
            f"augmentations, top-{p['topk']}, {p['student_epochs']} student epochs, seeds {list(p['seeds'])}.", ""]
+    if secs := res.get("arm_seconds"):
+        out += [f"Compute time of all {len(secs)} arms (a cold run on this machine; reruns skip finished arms): "
+                f"{sum(secs.values()) / 60:.0f} min.", ""]
 
     t = res["teachers"]
     out += ["### Teacher ensemble", "", "| member | top-1 % | NLL | ECE | train s |", "|---|---|---|---|---|"]
@@ -108,7 +111,9 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
     for (arch, mode), rows in sorted(_group(res["limited"], "arch", "mode").items()):
         out.append(f"| {arch} | {mode.upper()} | {_ms([r['top1'] for r in rows], True)} | "
                    f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
-    out.append("")
+    views = (f"a store of its own images with {p['limited_num_augs']} views each, one per epoch"
+             if p.get("limited_num_augs") else f"the main store's {p['num_augs']} views of its images")
+    out += ["", f"{p['limited_epochs']} epochs; the DR student reads {views}.", ""]
 
     tr = res["transfer"]
     out += ["### Transfer: pretrain on Fashion-MNIST(+) → fine-tune on digits(+) (28×28)", "",

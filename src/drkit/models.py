@@ -70,7 +70,7 @@ def _timm_model(name: str, num_classes: int, in_chans: int, image_size: tuple[in
 
     small = min(image_size) < _SMALL
     kwargs: dict[str, object] = {"num_classes": num_classes, "in_chans": in_chans}
-    if name.startswith(("vit", "deit")):
+    if name.startswith(("vit", "deit", "test_vit")):
         patch = 4 if small else 16
         kwargs.update(img_size=tuple(image_size), patch_size=patch)
     try:
