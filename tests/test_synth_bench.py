@@ -1,0 +1,33 @@
+"""The synth benchmark scripts run end to end at toy sizes (the reported profiles are far bigger)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import drkit
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "synth"
+
+
+@pytest.fixture(autouse=True)
+def _fashion_mnist():
+    try:
+        drkit.load_dataset("fashion-mnist:test")
+    except drkit.DataError:
+        pytest.skip("Fashion-MNIST files not installed")
+
+
+def test_cas_script_measures_generated_against_real(tmp_path):
+    out = tmp_path / "cas"
+    cmd = [sys.executable, str(BENCH / "cas.py"), "--train-images", "200", "--steps", "4", "--width", "8",
+           "--sample-steps", "2", "--cas-images", "50", "--epochs", "1", "--test-images", "300", "--out", str(out), "--device", "cpu", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "cas.json").read_text())
+    assert res["images"] == 50 and res["train_images"] == 200 and res["test_images"] == 300 and res["generator"]["config"]["train_steps"] == 4
+    assert res["cas"]["train_items"] == 50 and res["real"]["train_items"] == 200
+    assert 0 <= res["cas"]["top1"] <= 1 and (out / "samples.png").is_file()
+    assert f"CAS {100 * res['cas']['top1']:.2f} %" in r.stdout
