@@ -48,9 +48,12 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     assert plots and all((tmp_path / "report" / Path(q).name).is_file() for q in plots)
     assert f"](report/{Path(plots[0]).name})" in report
     arms = sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir())
-    # rerun: every arm is cached, nothing is retrained
+    # rerun: every arm is cached, nothing is retrained; the report's hand-written discussion stays
+    (tmp_path / "report.md").write_text(report + "\n## Discussion\n\nwritten by hand\n")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0
+    rewritten = (tmp_path / "report.md").read_text()
+    assert rewritten.startswith("# Fashion-MNIST+") and rewritten.endswith("\n## Discussion\n\nwritten by hand\n")
     assert sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir()) == arms
     assert "arm " not in r.stderr  # the harness logs "arm NAME" only when it computes one
 
