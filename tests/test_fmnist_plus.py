@@ -88,6 +88,15 @@ def test_out_folder_refuses_arms_of_another_profile(tmp_path):
     mod.Harness(tmp_path, mod.override(quick, ["limited_num_augs=40"]), "cpu", progress=False)  # a new limited store
     with pytest.raises(SystemExit, match="student_epochs"):
         mod.Harness(tmp_path, mod.override(quick, ["student_epochs=3"]), "cpu", progress=False)
+    with pytest.raises(SystemExit, match="temperature"):  # sharper stored labels: other DR arms
+        mod.Harness(tmp_path, mod.override(quick, ["temperature=0.5"]), "cpu", progress=False)
+    # A profile.json written before a field existed holds that field's default.
+    saved = json.loads((tmp_path / "profile.json").read_text())
+    del saved["temperature"]
+    (tmp_path / "profile.json").write_text(json.dumps(saved))
+    mod.Harness(tmp_path, quick, "cpu", progress=False)
+    with pytest.raises(SystemExit, match="temperature"):
+        mod.Harness(tmp_path, mod.override(quick, ["temperature=0.5"]), "cpu", progress=False)
     (tmp_path / "profile.json").unlink()  # arms whose profile is unknown are refused too
     (tmp_path / "arms" / "teacher-fmnist-0.json").write_text("{}")
     with pytest.raises(SystemExit, match="no profile.json"):

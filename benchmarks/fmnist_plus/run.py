@@ -31,7 +31,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ class Profile:
     policy: str = "randaugment"
     teacher_policy: str | None = None  # policy the teachers train with (None: ``policy``)
     batch_size: int = 128
+    # Softmax temperature of the teacher ensemble when reinforcing (< 1 sharpens the stored labels: a
+    # fix to try when soft-label students come out underconfident).
+    temperature: float = 1.0
 
 
 PROFILES = {
@@ -108,6 +111,8 @@ PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=1
                             transfer_arch="smallcnn-4", transfer_epochs=1, digits_teacher_epochs=1,
                             robustness_samples=40)
 DISCUSSION = "\n## Discussion"  # a --report file keeps what follows this heading when it is rewritten
+# Profile fields with a default: an older profile.json may lack them.
+DEFAULTS = {f.name: f.default for f in fields(Profile) if f.default is not MISSING}
 # Fields an arm's name holds: an --out may add seeds or limited-data stores to a finished run.
 NAMED_FIELDS = ("seeds", "limited_num_augs")
 
@@ -171,7 +176,8 @@ class Harness:
         so may ``limited_num_augs``."""
         path, mine = self.out / "profile.json", json.loads(json.dumps(asdict(self.p)))
         if path.is_file():
-            theirs = json.loads(path.read_text())
+            # A field added after that run was made holds its default there.
+            theirs = {**json.loads(json.dumps(DEFAULTS)), **json.loads(path.read_text())}
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k) and k not in NAMED_FIELDS)
             if diff:
                 raise SystemExit(f"{self.out} holds arms of another profile (differs in {', '.join(diff)}); "
@@ -239,7 +245,7 @@ class Harness:
         def make() -> dict[str, Any]:
             s = drkit.reinforce(train, teacher_runs, self.out / f"store-{tag}", policy=self.p.policy,
                                 num_augs=num_augs or self.p.num_augs, topk=self.p.topk, device=self.device,
-                                progress=self.progress)
+                                temperature=self.p.temperature, progress=self.progress)
             return {**s.summary(), "run_stats": s.run_stats}
 
         info = self.arm(f"store-{tag}", make)
