@@ -21,7 +21,8 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     except drkit.DataError:
         pytest.skip("Fashion-MNIST files not installed")
     cmd = [sys.executable, str(RUN), "--profile", "smoke", "--out", str(tmp_path / "fm"), "-q",
-           "--device", "cpu", "--report", str(tmp_path / "report.md")]
+           "--device", "cpu", "--report", str(tmp_path / "report.md"), "--set", "temperature=0.5",
+           "--set", "limited_temperature=1"]  # as the standard profile: sharper main store, limited store at 1
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "fm" / "results.json").read_text())
@@ -39,6 +40,8 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     erm_config = json.loads((Path(erm["run"]) / "config.json").read_text())
     assert dr_config["train_samples"] == erm_config["train_samples"] == 60
     assert drkit.Store.open(dr_config["store"]).num_augs == 2 and dr_config["store"].endswith("store-limited-s0-a2")
+    assert drkit.Store.open(dr_config["store"]).summary()["teacher"]["temperature"] == 1.0
+    assert drkit.Store.open(res["store"]["path"]).summary()["teacher"]["temperature"] == 0.5
     assert set(res["arm_seconds"]) == {p.stem for p in (tmp_path / "fm" / "arms").iterdir()}
     ens = res["teachers"]["ensemble"]  # the teacher's own robustness, what its students can inherit
     assert 0 <= ens["mca"] <= 1 and 0 <= ens["shift_acc"] <= 1
@@ -56,6 +59,13 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     assert rewritten.startswith("# Fashion-MNIST+") and rewritten.endswith("\n## Discussion\n\nwritten by hand\n")
     assert sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir()) == arms
     assert "arm " not in r.stderr  # the harness logs "arm NAME" only when it computes one
+    # another limited-data temperature adds its own store and DR student, named by it; nothing else runs
+    r = subprocess.run([*cmd, "--set", "limited_temperature=0.5"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    new = sorted(set(p.name for p in (tmp_path / "fm" / "arms").iterdir()) - set(arms))
+    assert new == ["limited-s0-a2-t0.5-smallcnn-4-dr-s0.json", "store-limited-s0-a2-t0.5.json"]
+    store = json.loads((tmp_path / "fm" / "arms" / new[1]).read_text())
+    assert store["teacher"]["temperature"] == 0.5
 
 
 def _harness_module():
@@ -71,9 +81,11 @@ def _harness_module():
 def test_set_overrides_profile_fields_by_type():
     mod = _harness_module()
     p = mod.override(mod.PROFILES["quick"], ["teacher_epochs=30", "students=smallcnn-16,resnet18", "seeds=0,1",
-                                             "teacher_policy=cropflip", "train_samples=10000", "test_samples=none"])
+                                             "teacher_policy=cropflip", "train_samples=10000", "test_samples=none",
+                                             "limited_temperature=0.5"])
     assert (p.teacher_epochs, p.students, p.seeds) == (30, ("smallcnn-16", "resnet18"), (0, 1))
     assert (p.teacher_policy, p.train_samples, p.test_samples) == ("cropflip", 10000, None)
+    assert p.limited_temperature == 0.5
     for bad in ("teacher_epoch=3", "teacher_epochs", "teacher_epochs=many"):
         with pytest.raises(SystemExit, match="--set"):
             mod.override(mod.PROFILES["quick"], [bad])
@@ -86,6 +98,7 @@ def test_out_folder_refuses_arms_of_another_profile(tmp_path):
     mod.Harness(tmp_path, quick, "cpu", progress=False)  # same profile: fine
     mod.Harness(tmp_path, mod.override(quick, ["seeds=0,1"]), "cpu", progress=False)  # another seed: fine
     mod.Harness(tmp_path, mod.override(quick, ["limited_num_augs=40"]), "cpu", progress=False)  # a new limited store
+    mod.Harness(tmp_path, mod.override(quick, ["limited_temperature=0.5"]), "cpu", progress=False)  # named too
     with pytest.raises(SystemExit, match="student_epochs"):
         mod.Harness(tmp_path, mod.override(quick, ["student_epochs=3"]), "cpu", progress=False)
     with pytest.raises(SystemExit, match="temperature"):  # sharper stored labels: other DR arms

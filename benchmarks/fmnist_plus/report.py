@@ -59,7 +59,8 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
     out = [f"Command: `{command}` — profile: {p['train_samples'] or 60000} training / "
            f"{p['test_samples'] or 10000} test images, policy `{p['policy']}`"
            f"{f' (teachers trained with `{tp}`)' if (tp := p.get('teacher_policy')) else ''}, {p['num_augs']} stored "
-           f"augmentations, top-{p['topk']}, {p['student_epochs']} student epochs, seeds {list(p['seeds'])}.", ""]
+           f"augmentations, top-{p['topk']}{f', teacher temperature {t:g}' if (t := p.get('temperature', 1.0)) != 1 else ''}, "
+           f"{p['student_epochs']} student epochs at batch {p.get('batch_size', 128)}, seeds {list(p['seeds'])}.", ""]
     if secs := res.get("arm_seconds"):
         out += [f"Compute time of all {len(secs)} arms (a cold run on this machine; reruns skip finished arms): "
                 f"{sum(secs.values()) / 60:.0f} min.", ""]
@@ -111,7 +112,9 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
     for (arch, mode), rows in sorted(_group(res["limited"], "arch", "mode").items()):
         out.append(f"| {arch} | {mode.upper()} | {_ms([r['top1'] for r in rows], True)} | "
                    f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
-    views = (f"a store of its own images with {p['limited_num_augs']} views each, one per epoch"
+    t = p.get("limited_temperature") or p.get("temperature", 1.0)
+    views = (f"a store of its own images with {p['limited_num_augs']} views each, one per epoch, at teacher "
+             f"temperature {t:g}"
              if p.get("limited_num_augs") else f"the main store's {p['num_augs']} views of its images")
     out += ["", f"{p['limited_epochs']} epochs; the DR student reads {views}.", ""]
 

@@ -79,17 +79,23 @@ class Profile:
     # Softmax temperature of the teacher ensemble when reinforcing (< 1 sharpens the stored labels: a
     # fix to try when soft-label students come out underconfident).
     temperature: float = 1.0
+    # The limited-data store's temperature (None: ``temperature``): with few images the teacher's full
+    # distribution carries the extra information that sharpening removes.
+    limited_temperature: float | None = None
 
 
 PROFILES = {
-    # What docs/results/fmnist_plus.md reports: about 2.5 h for two seeds on 2 CPU cores. Teachers train with
-    # cropflip, longer than the students: with the students' randaugment for 8 epochs they reached
-    # 75 % and could not teach (docs/results/fmnist_plus_teacher_randaugment.md).
+    # What docs/results/fmnist_plus.md reports. Teachers train with cropflip, longer than the students:
+    # with the students' randaugment for 8 epochs they reached 75 % and could not teach
+    # (docs/results/fmnist_plus_teacher_randaugment.md). Batch 32: at 128 the students got 400 steps and
+    # DR gained little (docs/results/fmnist_plus_batch128.md). Temperature 0.5: at 1 the DR students came
+    # out under-confident; the limited-data store keeps 1 (at 0.5 it lost 2.75 points).
     "standard": Profile(train_samples=5000, test_samples=2000, teachers=("smallcnn-48",) * 3, teacher_epochs=30,
                         num_augs=10, topk=10, students=("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini-4"),
                         student_epochs=10, seeds=(0, 1), limited_fraction=0.1, limited_epochs=50,
                         transfer_arch="smallcnn-16", transfer_epochs=30, digits_teacher_epochs=30,
-                        robustness_samples=500, teacher_policy="cropflip", limited_num_augs=50),
+                        robustness_samples=500, teacher_policy="cropflip", limited_num_augs=50, batch_size=32,
+                        temperature=0.5, limited_temperature=1.0),
     # Every arm of the method at a size that finishes in < 20 min on 2 CPU cores: the smallest member
     # of each family, fewer images and epochs. A check that the pipeline holds, not a result.
     "quick": Profile(train_samples=2000, test_samples=1000, teachers=("smallcnn-32",) * 3, teacher_epochs=10,
@@ -114,7 +120,7 @@ DISCUSSION = "\n## Discussion"  # a --report file keeps what follows this headin
 # Profile fields with a default: an older profile.json may lack them.
 DEFAULTS = {f.name: f.default for f in fields(Profile) if f.default is not MISSING}
 # Fields an arm's name holds: an --out may add seeds or limited-data stores to a finished run.
-NAMED_FIELDS = ("seeds", "limited_num_augs")
+NAMED_FIELDS = ("seeds", "limited_num_augs", "limited_temperature")
 
 
 def override(profile: Profile, assignments: list[str]) -> Profile:
@@ -135,6 +141,8 @@ def override(profile: Profile, assignments: list[str]) -> Profile:
                 value = type(old)(text)
             elif old is None and text.isdigit():  # train_samples / test_samples: None = all
                 value = int(text)
+            elif old is None and text.replace(".", "", 1).isdigit():  # limited_temperature
+                value = float(text)
             else:
                 value = text
         except ValueError:
@@ -173,7 +181,7 @@ class Harness:
     def check_profile(self) -> None:
         """Refuse to mix arms of two profiles in one ``--out``: cached arms are keyed by name only. The
         seeds may differ (an arm's name holds its seed): ``--set seeds=0,1`` adds a seed to a finished run;
-        so may ``limited_num_augs``."""
+        so may ``limited_num_augs`` and ``limited_temperature``."""
         path, mine = self.out / "profile.json", json.loads(json.dumps(asdict(self.p)))
         if path.is_file():
             # A field added after that run was made holds its default there.
@@ -240,12 +248,12 @@ class Harness:
         metrics.update(self.arm(f"teacher-{tag}-ensemble-robustness", robustness))
         return {"members": members, "ensemble": metrics, "runs": runs}
 
-    def store(self, train, teacher_runs, tag: str, *, num_augs: int | None = None,
+    def store(self, train, teacher_runs, tag: str, *, num_augs: int | None = None, temperature: float | None = None,
               choice: bool = True) -> tuple[drkit.Store, dict[str, Any]]:
         def make() -> dict[str, Any]:
             s = drkit.reinforce(train, teacher_runs, self.out / f"store-{tag}", policy=self.p.policy,
                                 num_augs=num_augs or self.p.num_augs, topk=self.p.topk, device=self.device,
-                                temperature=self.p.temperature, progress=self.progress)
+                                temperature=temperature or self.p.temperature, progress=self.progress)
             return {**s.summary(), "run_stats": s.run_stats}
 
         info = self.arm(f"store-{tag}", make)
@@ -307,7 +315,8 @@ class Harness:
     def limited(self, train, test, store, teacher_runs, arch: str, seed: int) -> list[dict[str, Any]]:
         """ERM vs DR on ``limited_fraction`` of the training set (the same images: ``train_run``'s stratified
         subset for this seed). With ``limited_num_augs`` the DR student gets a store of its own images with
-        that many views, so that ``limited_epochs`` epochs do not repeat the main store's few views."""
+        that many views, so that ``limited_epochs`` epochs do not repeat the main store's few views, made
+        at ``limited_temperature`` (named in the arm when it is not 1)."""
         p = self.p
         kw = {"epochs": p.limited_epochs, "tag": "limited"}
         erm = self.student(train, test, store, arch, "erm", seed, fraction=p.limited_fraction, **kw)
@@ -315,8 +324,9 @@ class Harness:
             return [erm, self.student(train, test, store, arch, "dr", seed, fraction=p.limited_fraction, **kw)]
         idx = stratified_subset(train.labels, p.limited_fraction, seed=seed)
         sub = train.subset(idx, name=f"{train.name}[{p.limited_fraction:g}, seed {seed}]")
-        tag = f"limited-s{seed}-a{p.limited_num_augs}"
-        sub_store, _ = self.store(sub, teacher_runs, tag, num_augs=p.limited_num_augs, choice=False)
+        t = p.limited_temperature or p.temperature
+        tag = f"limited-s{seed}-a{p.limited_num_augs}" + (f"-t{t:g}" if t != 1 else "")
+        sub_store, _ = self.store(sub, teacher_runs, tag, num_augs=p.limited_num_augs, temperature=t, choice=False)
         dr = self.student(sub, test, sub_store, arch, "dr", seed, epochs=p.limited_epochs, tag=tag)
         return [erm, {**dr, "fraction": p.limited_fraction}]  # trained on the subset itself, at fraction 1
 
