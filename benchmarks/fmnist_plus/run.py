@@ -117,6 +117,7 @@ PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=1
                             transfer_arch="smallcnn-4", transfer_epochs=1, digits_teacher_epochs=1,
                             robustness_samples=40)
 DISCUSSION = "\n## Discussion"  # a --report file keeps what follows this heading when it is rewritten
+FIELD_TYPES = {f.name: str(f.type) for f in fields(Profile)}  # "int | None", ...: what --set parses a value as
 # Profile fields with a default: an older profile.json may lack them.
 DEFAULTS = {f.name: f.default for f in fields(Profile) if f.default is not MISSING}
 # Fields an arm's name holds: an --out may add seeds or limited-data stores to a finished run.
@@ -139,14 +140,13 @@ def override(profile: Profile, assignments: list[str]) -> Profile:
                 value = tuple(type(old[0])(v) for v in text.split(",")) if old else tuple(text.split(","))
             elif isinstance(old, (int, float)) and not isinstance(old, bool):
                 value = type(old)(text)
-            elif old is None and text.isdigit():  # train_samples / test_samples: None = all
-                value = int(text)
-            elif old is None and text.replace(".", "", 1).isdigit():  # limited_temperature
-                value = float(text)
+            elif old is None:  # an optional field (train_samples, limited_temperature, ...): its declared type
+                declared = FIELD_TYPES[key]
+                value = int(text) if "int" in declared else float(text) if "float" in declared else text
             else:
                 value = text
         except ValueError:
-            raise SystemExit(f"--set {item!r}: {text!r} is not a valid {type(old).__name__}") from None
+            raise SystemExit(f"--set {item!r}: {text!r} is not a valid {FIELD_TYPES[key]}") from None
         changes[key] = value
     return replace(profile, **changes)
 
