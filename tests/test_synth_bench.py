@@ -31,3 +31,25 @@ def test_cas_script_measures_generated_against_real(tmp_path):
     assert res["cas"]["train_items"] == 50 and res["real"]["train_items"] == 200
     assert 0 <= res["cas"]["top1"] <= 1 and (out / "samples.png").is_file()
     assert f"CAS {100 * res['cas']['top1']:.2f} %" in r.stdout
+
+
+def _bench(profile: str):
+    sys.path.insert(0, str(BENCH))
+    import run
+
+    b = run.Bench.__new__(run.Bench)  # data() needs the profile only
+    b.p = run.PROFILES[profile]
+    return b
+
+
+def test_pretrained_profile_generator_never_sees_the_pool():
+    train, val, test, gen = _bench("pretrained").data()
+    assert (len(train), len(val), len(gen)) == (1000, 500, 10000)
+    pixels = lambda d: {x.tobytes() for x in d.images}  # noqa: E731
+    assert not pixels(gen) & (pixels(train) | pixels(val)), "the outside generator fit pool images"
+    assert sorted(set(gen.labels.tolist())) == list(range(10)) and len(test) == 10000
+
+
+def test_quick_profile_generator_fits_the_train_split():
+    train, val, _, gen = _bench("quick").data()
+    assert gen is train and len(train) == 1000 and len(val) == 500

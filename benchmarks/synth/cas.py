@@ -27,11 +27,10 @@ import numpy as np
 import torch
 
 import drkit
-from drkit.runs import stratified_subset
 from drkit.synth import LocalDiffusionConfig, fit_local_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/synth/run.py
-from run import PROFILES, Bench  # noqa: E402
+from run import PROFILES, Bench, generator_indices  # noqa: E402
 
 
 def main() -> None:
@@ -54,7 +53,7 @@ def main() -> None:
     full, test = drkit.load_dataset("fashion-mnist"), drkit.load_dataset("fashion-mnist:test")
     if args.test_images:
         test = test.subset(np.arange(args.test_images), name=f"fashion-mnist:test[{args.test_images}]")
-    idx = stratified_subset(full.labels, args.train_images / len(full), seed=0)
+    idx = generator_indices(full.labels, args.train_images)
     train = full.subset(idx, name=f"fashion-mnist[{len(idx)}]")
     gen_cfg = LocalDiffusionConfig(width=args.width, train_steps=args.steps, sample_steps=args.sample_steps,
                                    save_every=500, device=args.device)

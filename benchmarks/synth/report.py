@@ -106,7 +106,11 @@ def render(results: dict[str, Any], *, command: str, samples: Path | None = None
         "## Generator (offline, `drkit synth fit-generator`)",
         "",
         f"- Class-conditional diffusers `UNet2DModel` (width {p['generator']['width']}), {g['trained_steps']:,} steps of "
-        f"batch {p['generator']['batch_size']} on the {g['num_samples']:,} train images"
+        f"batch {p['generator']['batch_size']} on "
+        + (f"{g['num_samples']:,} other real training images, outside the pool: it never saw the train, validation "
+           "or test images and knows more than the classifier's data (a stand-in for a generator pretrained on other "
+           "data, as Stable Diffusion is in the paper)" if p.get("generator_images") else
+           f"the {g['num_samples']:,} train images")
         + (f" ({g['seconds'] / 60:.1f} min)" if g.get("seconds") else "")
         + f"; DDIM {p['generator']['sample_steps']} steps, guidance {p['generator']['guidance_scale']}, "
         f"{cas['images_per_second']:.1f} images/s on this machine.",

@@ -78,6 +78,10 @@ class Profile:
     teacher_epochs: int
     num_augs: int
     batch_size: int = 64
+    # 0: the generator fits the train split (the offline method on the user's own data). N: it fits N other
+    # real training images, disjoint from the pool -- a stand-in for a generator that knows more than the
+    # classifier's data, as Stable Diffusion does in the paper (cas.py's generator with the same N and steps).
+    generator_images: int = 0
 
 
 PROFILES = {
@@ -98,6 +102,14 @@ PROFILES["smoke"] = replace(PROFILES["quick"], pool=300,
                             cas_images=100, cas_epochs=1, arch="smallcnn-4", pretrain_epochs=1, budget=20,
                             images_per_step=5, final_epochs=1, seeds=(0, 1), teacher_arch="smallcnn-4",
                             teacher_epochs=1, num_augs=2)
+# quick, with a stronger generator fit beforehand on 10,000 images outside the pool: `cas.py --steps 6000`'s
+PROFILES["pretrained"] = replace(PROFILES["quick"], generator_images=10000,
+                                 generator=LocalDiffusionConfig(train_steps=6000, sample_steps=10, save_every=500))
+
+
+def generator_indices(labels: np.ndarray, images: int) -> np.ndarray:
+    """Which ``images`` real training images an outside generator fits (stratified, seed 0; cas.py's too)."""
+    return stratified_subset(labels, images / len(labels), seed=0)
 
 
 class Bench:
@@ -108,12 +120,18 @@ class Bench:
     def cached(self, name: str, make) -> dict[str, Any]:
         return cached_arm(self.out, name, make)
 
-    def data(self) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
-        full = drkit.load_dataset("fashion-mnist")
-        pool = full.subset(stratified_subset(full.labels, self.p.pool / len(full), seed=0),  # type: ignore[attr-defined]
-                           name=f"fashion-mnist[{self.p.pool}]")
+    def data(self) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset, ArrayDataset]:
+        """``(train, val, test, generator's data)``: the pool (train + val) is drawn from the training images
+        the generator does not fit; without ``generator_images`` the generator fits the train split."""
+        full: ArrayDataset = drkit.load_dataset("fashion-mnist")  # type: ignore[assignment]
+        n = self.p.generator_images
+        gen_idx = generator_indices(full.labels, n) if n else np.array([], dtype=np.int64)
+        rest = np.setdiff1d(np.arange(len(full)), gen_idx)
+        pick = rest[stratified_subset(full.labels[rest], self.p.pool / len(rest), seed=0)]
+        pool = full.subset(pick, name=f"fashion-mnist[{self.p.pool}]" + (" outside the generator's" if n else ""))
         train, val = split_validation(pool, self.p.val_fraction, seed=0)
-        return train, val, drkit.load_dataset("fashion-mnist:test")  # type: ignore[return-value]
+        gen_data = full.subset(gen_idx, name=f"fashion-mnist[{len(gen_idx)}]") if n else train
+        return train, val, drkit.load_dataset("fashion-mnist:test"), gen_data  # type: ignore[return-value]
 
     def evaluate(self, model: torch.nn.Module, test: ArrayDataset) -> dict[str, float]:
         return classification_metrics(predict_probs(model, test), test.labels)
@@ -146,11 +164,11 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         p = self.p
-        train, val, test = self.data()
+        train, val, test, gen_data = self.data()
         res: dict[str, Any] = {"profile": _jsonable(asdict(p)), "data": {"train": len(train), "val": len(val),
                                                                            "test": len(test)}}
         t0 = time.perf_counter()
-        gen = fit_local_generator(train, self.out / "generator", replace(p.generator, device=self.device),
+        gen = fit_local_generator(gen_data, self.out / "generator", replace(p.generator, device=self.device),
                                   progress=self.progress)
         res["generator"] = {**json.loads((self.out / "generator" / "generator.json").read_text()),
                             "load_or_fit_seconds": time.perf_counter() - t0}
