@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from _synth_fixtures import digits_split, tiny_builder
 
+import drkit.synth.builder as builder_mod
 import drkit.synth.reward as reward_mod
 from drkit.errors import ConfigError
-from drkit.synth import Prompt, Validation, compute_reward, split_validation
+from drkit.synth import Prompt, SynthConfig, Validation, compute_reward, split_validation
 
 
 def test_reward_is_accuracy_gain_minus_weighted_entropy_gain():
@@ -48,3 +49,35 @@ def test_reward_looks_at_the_validation_split_only(monkeypatch, one_thread):
     b.initial_validation = b.validation = reward_mod.validate(b.model, b.val)
     other = b.step(Prompt(0, (3, 3, 3)))
     assert other.validation.accuracy != result.validation.accuracy
+
+
+def test_probe_reward_looks_at_the_validation_split_only(monkeypatch, one_thread):
+    seen = []
+    real_predict = reward_mod.predict_probs
+    monkeypatch.setattr(reward_mod, "predict_probs", lambda model, dataset, **kw: seen.append(dataset)
+                        or real_predict(model, dataset, **kw))
+    b = tiny_builder(reward_signal="probe")
+    seen.clear()  # the pretrained classifier's validation
+    b.step(Prompt(0, (3, 3, 3)))
+    assert len(seen) == 3 and all(d is b.val for d in seen)  # control probe, treated probe, the step's own
+
+
+def test_probe_reward_is_what_the_images_teach_not_the_steps_training(monkeypatch, one_thread):
+    prompt = Prompt(0, (3, 3, 3))
+    b, step = tiny_builder(reward_signal="probe"), tiny_builder()  # step: the paper's reward
+    first, first_step = b.step(prompt), step.step(prompt)
+    assert first.reward.value != 0 and first_step.reward.value != 0
+    b.reset(0)  # the same classifier and image seeds
+    step.reset(0)
+    monkeypatch.setattr(builder_mod.Trainer, "run_epoch", lambda self, **kw: None)
+    again = b.step(prompt)
+    assert again.validation == b.initial_validation  # the step trained nothing...
+    assert again.reward == first.reward  # ...and the probe reward did not notice,
+    assert step.step(prompt).reward.value == 0  # while the step reward is that training's effect
+
+
+def test_probe_reward_settings_are_checked():
+    with pytest.raises(ConfigError, match="reward_signal"):
+        SynthConfig(reward_signal="epoch")
+    with pytest.raises(ConfigError, match="probe_steps"):
+        SynthConfig(reward_signal="probe", probe_steps=0)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from drkit.synth import SynthConfig
+
 ARMS = {
     "none": "none (real only)",
     "none-equal-steps": "none, as many steps as with 400 images",
@@ -96,7 +98,12 @@ def render(results: dict[str, Any], *, command: str, samples: Path | None = None
         f"- Classifier: `{p['arch']}`, pretrained {p['pretrain_epochs']} epochs on the train split; after every agent "
         f"step it trains {p['epochs_per_step']} epoch(s) on real + synthetic data.",
         f"- Budget: {p['budget']} images, {p['images_per_step']} per step ({p['budget'] // p['images_per_step']} steps). "
-        f"Reward = Δ val accuracy − {p['entropy_weight']}·Δ mean val entropy.",
+        f"Reward = Δ val accuracy − {p['entropy_weight']}·Δ mean val entropy"
+        + (" of a probe: a copy of the classifier after "
+           f"{SynthConfig.probe_steps} SGD steps (lr {SynthConfig.probe_lr:g}) on real training images plus the step's images, "
+           "against the same probe on the real images alone (`reward_signal=\"probe\"`; the classifier still trains "
+           "on real + synthetic data after every step)." if p.get("reward_signal") == "probe" else
+           " across the step's training (the paper's)."),
         f"- Evaluation: per seed a fresh `{p['arch']}` trained {p['final_epochs']} epochs on real (+ support set), "
         f"tested on the real test split; seeds {p['seeds']}. Synthetic images are labelled by their prompt's first "
         "class, except in the teacher arm: PPO's support set reinforced (`drkit reinforce imagefolder:SUPPORT`, "

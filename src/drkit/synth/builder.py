@@ -5,6 +5,9 @@ added to the support set, the classifier *continues* training on real + syntheti
 ``epochs_per_step`` epochs, and the reward is read off the **validation** split — carved from the
 training data, never the test set (the reference code's fault). The generator is loaded once, by
 the caller; the budget is counted in images.
+
+``reward_signal="probe"`` reads the reward off two short probes instead (:meth:`SupportSetBuilder._probe`):
+the step reward of 10 images among a thousand real ones is mostly the noise of an epoch's shuffling.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = ["SynthConfig", "SupportSetBuilder", "StepResult", "split_validation"]
 
 log = logging.getLogger(__name__)
 
+REWARD_SIGNALS = ("step", "probe")
+
 
 @dataclass
 class SynthConfig:
@@ -44,6 +49,9 @@ class SynthConfig:
     epochs_per_step: int = field(default=1, metadata={"help": "epochs on real + synthetic data after each step"})
     pretrain_epochs: int = field(default=15, metadata={"help": "epochs on the real data before the first step"})
     entropy_weight: float = field(default=0.1, metadata={"help": "λ: reward = Δ val accuracy − λ·Δ mean val entropy"})
+    reward_signal: str = field(default="step", metadata={"help": "step: Δ across the step's training (the paper's); probe: Δ of a short probe on real + this step's images against the same probe on real images alone (the shuffling noise cancels)"})
+    probe_steps: int = field(default=5, metadata={"help": "SGD steps of each probe (reward_signal=probe)"})
+    probe_lr: float = field(default=5e-3, metadata={"help": "SGD learning rate of the probes (reward_signal=probe)"})
     val_fraction: float = field(default=0.25, metadata={"help": "stratified share of the training data held out for the reward"})
     arch: str = field(default="smallcnn-16", metadata={"help": "the rewarded classifier (drkit.create_model name)"})
     batch_size: int = field(default=64, metadata={"help": "classifier batch size"})
@@ -63,6 +71,10 @@ class SynthConfig:
             raise ConfigError(f"synthetic_label must be one of {', '.join(LABEL_MODES)}, got {self.synthetic_label!r}")
         if self.entropy_weight < 0 or self.lr <= 0 or self.step_lr <= 0 or min(self.seed, self.split_seed) < 0:
             raise ConfigError("entropy_weight and the seeds must be >= 0, lr and step_lr > 0")
+        if self.reward_signal not in REWARD_SIGNALS:
+            raise ConfigError(f"reward_signal must be one of {', '.join(REWARD_SIGNALS)}, got {self.reward_signal!r}")
+        if self.probe_steps < 1 or self.probe_lr <= 0:
+            raise ConfigError(f"probe_steps must be >= 1 and probe_lr > 0, got {self.probe_steps} and {self.probe_lr}")
 
     @property
     def num_steps(self) -> int:
@@ -188,7 +200,9 @@ class SupportSetBuilder:
             raise ConfigError(f"the generator returned {tuple(images.shape)} {images.dtype} for {n} prompts, "
                               f"expected uint8 {(n, *self.train_data.image_shape)}")
         text = prompt.text(self.generator.class_names, self.generator.domains)
-        self.support.add(images, prompt, self._targets(prompt, images), text=text, seed=seed, step=step)
+        targets = self._targets(prompt, images)
+        probe = self._probe(images, targets, seed) if self.config.reward_signal == "probe" else None
+        self.support.add(images, prompt, targets, text=text, seed=seed, step=step)
         data = LabelledImages.concat([self._real, self.support.labelled()])
         # no warm-up: the classifier is trained already; the cosine decay within the step settles it
         # before it is validated
@@ -198,12 +212,38 @@ class SupportSetBuilder:
         for _ in range(self.config.epochs_per_step):
             trainer.run_epoch(progress=False, desc=f"step {step}")
         before, self.validation = self.validation, validate(self.model, self.val)
-        reward = compute_reward(before, self.validation, self.config.entropy_weight)
+        reward = compute_reward(*(probe or (before, self.validation)), self.config.entropy_weight)
         self.support.set_reward(step, reward.value)
         result = StepResult(step, prompt, text, seed, n, reward, self.validation)
         self.history.append(result)
         log.info("step %d: %s -> reward %+.4f (val acc %.4f)", step, text, reward.value, self.validation.accuracy)
         return result
+
+    def _probe(self, images: torch.Tensor, targets: np.ndarray, seed: int) -> tuple[Validation, Validation]:
+        """``(control, treated)``: the validation numbers of two copies of the classifier after
+        ``probe_steps`` SGD steps, one on a batch of real training images, one on the same batch plus
+        this step's images. Their difference is what the images teach; the noise of an epoch's
+        shuffling, which swamps the step reward of 10 images among a thousand, is common to both."""
+        n_real = max(1, self.config.batch_size - len(images))
+        pick = torch.randperm(len(self._real), generator=torch.Generator().manual_seed(seed))[:n_real]
+        real_x, real_t = self._real.images[pick], self._real.targets[pick]
+        treated_x = torch.cat([real_x, images])
+        treated_t = torch.cat([real_t, torch.as_tensor(targets, dtype=torch.float32)])
+        return (self._probe_copy(real_x, real_t, seed), self._probe_copy(treated_x, treated_t, seed))
+
+    def _probe_copy(self, images: torch.Tensor, targets: torch.Tensor, seed: int) -> Validation:
+        device = next(self.model.parameters()).device
+        model = copy.deepcopy(self.model).train()  # batch statistics: SGD on a model in eval mode diverges
+        opt = torch.optim.SGD(model.parameters(), lr=self.config.probe_lr)
+        x, t = images.to(device).float() / 255.0, targets.to(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # the same dropout masks for control and treated
+            for _ in range(self.config.probe_steps):
+                loss = -(t * torch.log_softmax(model(x), dim=1)).sum(dim=1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return validate(model, self.val)
 
     def observation(self) -> np.ndarray:
         """Per-class validation accuracy and the share of the budget used, float32 in [0, 1]."""
