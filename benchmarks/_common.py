@@ -67,3 +67,13 @@ def cached_arm(root: Path, name: str, make: Callable[[], dict[str, Any]]) -> dic
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
     return json.loads(path.read_text())
+
+
+DISCUSSION = "\n## Discussion"  # a report file keeps what follows this heading when it is rewritten
+
+
+def write_report(path: Path, body: str) -> None:
+    """Write a generated Markdown report to ``path``, keeping the hand-written part of the file it
+    replaces (from ``## Discussion`` on): a rerun refreshes the numbers, not the prose."""
+    old = path.read_text() if path.is_file() else ""
+    path.write_text(body + (old[old.index(DISCUSSION):] if DISCUSSION in old else ""))

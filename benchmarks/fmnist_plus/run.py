@@ -48,7 +48,7 @@ from drkit.store import record_dtype
 from drkit.train import TrainConfig, predict_probs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import cached_arm  # noqa: E402
+from _common import cached_arm, write_report  # noqa: E402
 
 log = logging.getLogger("fmnist_plus")
 
@@ -116,7 +116,6 @@ PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=1
                             seeds=(0,), limited_fraction=0.2, limited_epochs=2, limited_num_augs=2,
                             transfer_arch="smallcnn-4", transfer_epochs=1, digits_teacher_epochs=1,
                             robustness_samples=40)
-DISCUSSION = "\n## Discussion"  # a --report file keeps what follows this heading when it is rewritten
 FIELD_TYPES = {f.name: str(f.type) for f in fields(Profile)}  # "int | None", ...: what --set parses a value as
 # Profile fields with a default: an older profile.json may lack them.
 DEFAULTS = {f.name: f.default for f in fields(Profile) if f.default is not MISSING}
@@ -385,11 +384,8 @@ def main() -> None:
         plots.mkdir(parents=True, exist_ok=True)
         for rel in results["compare"]["plots"]:
             shutil.copy2(Path(results["compare"]["dir"]) / rel, plots / Path(rel).name)
-        old = args.report.read_text() if args.report.is_file() else ""
-        kept = old[old.index(DISCUSSION):] if DISCUSSION in old else ""  # written by hand: survives reruns
-        args.report.write_text("# Fashion-MNIST+: DR vs ERM vs online KD across architectures\n\n"
-                               + render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}",
-                                        plots_dir=args.report.stem) + kept)
+        write_report(args.report, "# Fashion-MNIST+: DR vs ERM vs online KD across architectures\n\n"
+                     + render(results, command=f"python benchmarks/fmnist_plus/run.py{flag}", plots_dir=args.report.stem))
     print(md)
 
 

@@ -52,7 +52,7 @@ from drkit.synth import (
 from drkit.train import TrainConfig, predict_probs, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_common.py
-from _common import cached_arm  # noqa: E402
+from _common import cached_arm, write_report  # noqa: E402
 
 log = logging.getLogger("synth-bench")
 
@@ -269,8 +269,8 @@ def main() -> None:
 
         args.report.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(out / "samples.png", args.report.with_name(f"{args.report.stem}_samples.png"))
-        args.report.write_text(render(results, command=f"python benchmarks/synth/run.py{flag}",
-                                      samples=Path(f"{args.report.stem}_samples.png")))
+        write_report(args.report, render(results, command=f"python benchmarks/synth/run.py{flag}",
+                                         samples=Path(f"{args.report.stem}_samples.png")))
     print(md)
 
 
