@@ -103,10 +103,14 @@ PROFILES["smoke"] = replace(PROFILES["quick"], pool=300,
                             cas_images=100, cas_epochs=1, arch="smallcnn-4", pretrain_epochs=1, budget=20,
                             images_per_step=5, final_epochs=1, seeds=(0, 1), teacher_arch="smallcnn-4",
                             teacher_epochs=1, num_augs=2)
-# quick, with a stronger generator fit beforehand on 10,000 images outside the pool: `cas.py`'s (CAS 64 %)
+# quick, with a stronger generator fit beforehand on 10,000 images outside the pool: `cas.py --steps 3000`'s
+# (CAS 64 %; copy runs/synth-cas-3000/generator into --out to reuse it)
 PROFILES["pretrained"] = replace(PROFILES["quick"], generator_images=10000,
                                  generator=LocalDiffusionConfig(train_steps=3000, sample_steps=10, save_every=500))
 PROFILES["pretrained-probe"] = replace(PROFILES["pretrained"], reward_signal="probe")  # and a less noisy reward
+# and the 6,000-step generator (`cas.py`'s default, CAS 76.5 %; copy runs/synth-cas-6000/generator into --out)
+PROFILES["pretrained6k-probe"] = replace(PROFILES["pretrained-probe"], generator=LocalDiffusionConfig(
+    train_steps=6000, sample_steps=10, save_every=500))
 
 
 def generator_indices(labels: np.ndarray, images: int) -> np.ndarray:
