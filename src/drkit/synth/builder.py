@@ -237,7 +237,7 @@ class SupportSetBuilder:
         opt = torch.optim.SGD(model.parameters(), lr=self.config.probe_lr)
         x, t = images.to(device).float() / 255.0, targets.to(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)  # the same dropout masks for control and treated
+            torch.manual_seed(seed)  # control and treated draw from the same random stream (dropout)
             for _ in range(self.config.probe_steps):
                 loss = -(t * torch.log_softmax(model(x), dim=1)).sum(dim=1).mean()
                 opt.zero_grad(set_to_none=True)
