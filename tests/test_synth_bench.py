@@ -33,17 +33,15 @@ def test_cas_script_measures_generated_against_real(tmp_path):
     assert f"CAS {100 * res['cas']['top1']:.2f} %" in r.stdout
 
 
-def _bench(profile: str):
+def _data(profile: str):
     sys.path.insert(0, str(BENCH))
     import run
 
-    b = run.Bench.__new__(run.Bench)  # data() needs the profile only
-    b.p = run.PROFILES[profile]
-    return b
+    return run.load_data(run.PROFILES[profile])
 
 
 def test_pretrained_profile_generator_never_sees_the_pool():
-    train, val, test, gen = _bench("pretrained").data()
+    train, val, test, gen = _data("pretrained")
     assert (len(train), len(val), len(gen)) == (1000, 500, 10000)
     pixels = lambda d: {x.tobytes() for x in d.images}  # noqa: E731
     assert not pixels(gen) & (pixels(train) | pixels(val)), "the outside generator fit pool images"
@@ -51,5 +49,5 @@ def test_pretrained_profile_generator_never_sees_the_pool():
 
 
 def test_quick_profile_generator_fits_the_train_split():
-    train, val, _, gen = _bench("quick").data()
+    train, val, _, gen = _data("quick")
     assert gen is train and len(train) == 1000 and len(val) == 500

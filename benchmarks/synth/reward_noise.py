@@ -26,7 +26,7 @@ from drkit.synth import Prompt, SupportSetBuilder, SynthConfig
 from drkit.synth.local import LocalGenerator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/synth/run.py
-from run import PROFILES, Bench  # noqa: E402
+from run import PROFILES, load_data  # noqa: E402
 
 
 def main() -> None:
@@ -38,9 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     p = PROFILES[args.profile]
-    bench = Bench.__new__(Bench)  # data() needs the profile only
-    bench.p = p
-    train, val, _, _ = bench.data()
+    train, val, _, _ = load_data(p)
     gen = LocalGenerator.load(args.generator)
     cfg = SynthConfig(arch=p.arch, pretrain_epochs=p.pretrain_epochs, epochs_per_step=p.epochs_per_step,
                       entropy_weight=p.entropy_weight, batch_size=p.batch_size, seed=0)

@@ -118,6 +118,20 @@ def generator_indices(labels: np.ndarray, images: int) -> np.ndarray:
     return stratified_subset(labels, images / len(labels), seed=0)
 
 
+def load_data(p: Profile) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset, ArrayDataset]:
+    """``(train, val, test, generator's data)``: the pool (train + val) is drawn from the training images
+    the generator does not fit; without ``generator_images`` the generator fits the train split."""
+    full: ArrayDataset = drkit.load_dataset("fashion-mnist")  # type: ignore[assignment]
+    n = p.generator_images
+    gen_idx = generator_indices(full.labels, n) if n else np.array([], dtype=np.int64)
+    rest = np.setdiff1d(np.arange(len(full)), gen_idx)
+    pick = rest[stratified_subset(full.labels[rest], p.pool / len(rest), seed=0)]
+    pool = full.subset(pick, name=f"fashion-mnist[{p.pool}]" + (" outside the generator's" if n else ""))
+    train, val = split_validation(pool, p.val_fraction, seed=0)
+    gen_data = full.subset(gen_idx, name=f"fashion-mnist[{len(gen_idx)}]") if n else train
+    return train, val, drkit.load_dataset("fashion-mnist:test"), gen_data  # type: ignore[return-value]
+
+
 class Bench:
     def __init__(self, out: Path, profile: Profile, device: str | None, progress: bool) -> None:
         self.out, self.p, self.device, self.progress = out, profile, device, progress
@@ -127,17 +141,7 @@ class Bench:
         return cached_arm(self.out, name, make)
 
     def data(self) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset, ArrayDataset]:
-        """``(train, val, test, generator's data)``: the pool (train + val) is drawn from the training images
-        the generator does not fit; without ``generator_images`` the generator fits the train split."""
-        full: ArrayDataset = drkit.load_dataset("fashion-mnist")  # type: ignore[assignment]
-        n = self.p.generator_images
-        gen_idx = generator_indices(full.labels, n) if n else np.array([], dtype=np.int64)
-        rest = np.setdiff1d(np.arange(len(full)), gen_idx)
-        pick = rest[stratified_subset(full.labels[rest], self.p.pool / len(rest), seed=0)]
-        pool = full.subset(pick, name=f"fashion-mnist[{self.p.pool}]" + (" outside the generator's" if n else ""))
-        train, val = split_validation(pool, self.p.val_fraction, seed=0)
-        gen_data = full.subset(gen_idx, name=f"fashion-mnist[{len(gen_idx)}]") if n else train
-        return train, val, drkit.load_dataset("fashion-mnist:test"), gen_data  # type: ignore[return-value]
+        return load_data(self.p)
 
     def evaluate(self, model: torch.nn.Module, test: ArrayDataset) -> dict[str, float]:
         return classification_metrics(predict_probs(model, test), test.labels)
