@@ -12,6 +12,7 @@ import pytest
 import drkit
 
 RUN = Path(__file__).parents[1] / "benchmarks" / "fmnist_plus" / "run.py"
+CALIBRATION = RUN.with_name("calibration.py")
 
 
 @pytest.mark.slow
@@ -51,6 +52,17 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     assert plots and all((tmp_path / "report" / Path(q).name).is_file() for q in plots)
     assert f"](report/{Path(plots[0]).name})" in report
     arms = sorted(p.name for p in (tmp_path / "fm" / "arms").iterdir())
+    # calibration.py re-measures the saved students: on the report's test images it gives the run's ECE
+    r = subprocess.run([sys.executable, str(CALIBRATION), str(tmp_path / "fm")], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cal = json.loads((tmp_path / "fm" / "calibration.json").read_text())
+    assert len(cal["students"]) == len(res["students"]) and cal["test_images"]["report"] == 100
+    by_key = {(s["arch"], s["mode"], s["seed"]): s for s in res["students"]}
+    for row in cal["students"]:
+        assert row["report"]["ece"] == pytest.approx(by_key[row["arch"], row["mode"], row["seed"]]["ece"], abs=1e-6)
+        assert 0 < row["ece_floor_all"] < row["ece_floor_report"] < 1  # 100 of 10,000 test images
+    assert set(cal["ratios"]) == {"report", "rest", "all"} and set(cal["teachers"]) >= {"clean", "view"}
     # rerun: every arm is cached, nothing is retrained; the report's hand-written discussion stays
     (tmp_path / "report.md").write_text(report + "\n## Discussion\n\nwritten by hand\n")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

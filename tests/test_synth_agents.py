@@ -15,6 +15,14 @@ def test_every_agent_spends_exactly_the_budget(name, one_thread):
     assert len(ep.support) == 30 and len(ep.history) == 6 and sum(r.images for r in ep.history) == 30
 
 
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_agent_acts_in_the_one_class_slot_space(name, one_thread):
+    env = SupportSetEnv(tiny_builder(budget=20, class_slots=1))
+    make_agent(name, seed=0, **({"n_steps": 2, "batch_size": 2, "n_epochs": 1} if name == "ppo" else {})).run(env)
+    history = env.last_episode().history
+    assert len(history) == 4 and all(len(set(r.prompt.classes)) == 1 for r in history)
+
+
 def test_ppo_updates_its_policy_within_the_budget(one_thread):
     env = SupportSetEnv(tiny_builder(budget=40))  # 8 steps
     stats = make_agent("ppo", seed=0, n_steps=4, batch_size=2, n_epochs=2).run(env)

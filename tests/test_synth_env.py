@@ -18,6 +18,17 @@ def test_passes_gymnasiums_checker(env):
     assert list(env.action_space.nvec) == [2, 10, 10, 10]
 
 
+def test_one_class_slot_env_passes_the_checker_and_asks_for_clean_examples(one_thread):
+    env = SupportSetEnv(tiny_builder(class_slots=1))
+    check_env(env, skip_render_check=True)
+    assert list(env.action_space.nvec) == [2, 10]
+    env.reset(seed=0)
+    env.step(np.array([1, 7]))
+    step = env.builder.history[-1]
+    assert step.prompt.classes == (7, 7, 7) and step.prompt.domain == 1
+    assert set(env.builder.support.labelled().labels.tolist()) == {7}
+
+
 def test_budget_is_respected_and_observed(env):
     obs, _ = env.reset(seed=0)
     assert obs[-1] == 0.0 and env.observation_space.contains(obs)

@@ -26,6 +26,20 @@ def test_action_round_trip_and_label_is_first_class():
     assert action_space_sizes(4, 3) == [4, 3, 3, 3]
 
 
+def test_one_class_slot_names_its_class_three_times():
+    assert action_space_sizes(4, 3, class_slots=1) == [4, 3]
+    p = Prompt.from_action([1, 2], num_domains=4, num_classes=3, class_slots=1)
+    assert p == Prompt(1, (2, 2, 2)) and p.text(NAMES, DEFAULT_DOMAINS) == "A sketch of a Bag, Bag, and Bag"
+    np.testing.assert_array_equal(p.action(class_slots=1), [1, 2])
+    with pytest.raises(ConfigError, match="names 2 classes"):
+        Prompt(0, (1, 2, 1)).action(class_slots=1)
+    for action in ([1, 2, 2, 2], [1, 3]):  # the three-slot form, a class out of range
+        with pytest.raises(ConfigError, match="MultiDiscrete"):
+            Prompt.from_action(action, num_domains=4, num_classes=3, class_slots=1)
+    with pytest.raises(ConfigError, match="class_slots"):
+        action_space_sizes(4, 3, class_slots=2)
+
+
 @pytest.mark.parametrize("action", [[4, 0, 0, 0], [0, 3, 0, 0], [0, 0, 0], [-1, 0, 0, 0]])
 def test_out_of_space_actions_raise(action):
     with pytest.raises(ConfigError):

@@ -103,7 +103,10 @@ def render(results: dict[str, Any], *, command: str, samples: Path | None = None
            f"{SynthConfig.probe_steps} SGD steps (lr {SynthConfig.probe_lr:g}) on real training images plus the step's images, "
            "against the same probe on the real images alone (`reward_signal=\"probe\"`; the classifier still trains "
            "on real + synthetic data after every step)." if p.get("reward_signal") == "probe" else
-           " across the step's training (the paper's)."),
+           " across the step's training (the paper's).")
+        + (" Actions name **one class** (`class_slots=1`, `MultiDiscrete([domains, C])`): every prompt is "
+           "\"A {domain} of a c, c, and c\", a clean example, no three-class mixtures." if p.get("class_slots", 3) == 1
+           else ""),
         f"- Evaluation: per seed a fresh `{p['arch']}` trained {p['final_epochs']} epochs on real (+ support set), "
         f"tested on the real test split; seeds {p['seeds']}. Synthetic images are labelled by their prompt's first "
         "class, except in the teacher arm: PPO's support set reinforced (`drkit reinforce imagefolder:SUPPORT`, "

@@ -83,6 +83,7 @@ class Profile:
     # classifier's data, as Stable Diffusion does in the paper (cas.py's generator with the same N and steps).
     generator_images: int = 0
     reward_signal: str = "step"  # SynthConfig.reward_signal: "probe" reads the reward off two short probes
+    class_slots: int = 3  # SynthConfig.class_slots: 1 = the agent names one class ("A photo of a c, c, and c")
 
 
 PROFILES = {
@@ -111,6 +112,9 @@ PROFILES["pretrained-probe"] = replace(PROFILES["pretrained"], reward_signal="pr
 # and the 6,000-step generator (`cas.py`'s default, CAS 76.5 %; copy runs/synth-cas-6000/generator into --out)
 PROFILES["pretrained6k-probe"] = replace(PROFILES["pretrained-probe"], generator=LocalDiffusionConfig(
     train_steps=6000, sample_steps=10, save_every=500))
+# and actions of one class slot: clean examples only, no three-class mixtures (copy the generator, teacher, cas
+# and final-none* arms of runs/synth-pretrained6k-probe into --out: they do not depend on the actions)
+PROFILES["pretrained6k-probe-one"] = replace(PROFILES["pretrained6k-probe"], class_slots=1)
 
 
 def generator_indices(labels: np.ndarray, images: int) -> np.ndarray:
@@ -200,7 +204,7 @@ class Bench:
         p = self.p
         cfg = SynthConfig(budget=p.budget, images_per_step=p.images_per_step, epochs_per_step=p.epochs_per_step,
                           pretrain_epochs=p.pretrain_epochs, entropy_weight=p.entropy_weight,
-                          reward_signal=p.reward_signal, arch=p.arch,
+                          reward_signal=p.reward_signal, class_slots=p.class_slots, arch=p.arch,
                           batch_size=p.batch_size, seed=seed, device=self.device)
         s = self.cached(f"agent-{agent}-s{seed}", lambda: run_synth(
             train, gen, self.out / "support" / f"{agent}-s{seed}", agent=agent, val=val, config=cfg,
@@ -215,6 +219,8 @@ class Bench:
         arms = {"none": (None, "first", p.final_epochs), "none-equal-steps": (None, "first", equal),
                 **{a: (a, "first", p.final_epochs) for a in AGENTS}, "ppo+prompt-mix": ("ppo", "prompt", p.final_epochs),
                 "ppo+teacher": ("ppo", "teacher", p.final_epochs)}
+        if p.class_slots == 1:  # a prompt naming one class: its mix is its first class, the arm would repeat "ppo"
+            del arms["ppo+prompt-mix"]
         for arm, (agent, label, epochs) in arms.items():
             def make(agent=agent, label=label, epochs=epochs) -> dict[str, Any]:
                 support = self.out / "support" / f"{agent}-s{seed}" if agent else None

@@ -5,7 +5,7 @@ same budget and step size:
   (``n_steps`` divides the episode) so the policy is updated several times within one budget —
   the reference code's rollout was longer than the budget and never updated. ``policy_updates``
   in the returned stats counts them.
-- ``bandit``: factorised linear Thompson sampling, one head per action slot. The domain head has
+- ``bandit``: factorised linear Thompson sampling, one head per action slot (domain, then 3 or 1 classes). The domain head has
   one weight per domain; each class head scores class ``c`` with a per-class weight plus a shared
   weight on ``c``'s validation error (the context), so it can learn "ask for weak classes".
 - ``random``: uniform over the action space.
@@ -100,12 +100,13 @@ class BanditAgent(Agent):
     def run(self, env: SupportSetEnv) -> dict[str, Any]:
         rng = np.random.default_rng(self.seed)
         D, C = env.num_domains, env.num_classes
-        heads = [_LinearThompsonHead(D, self.noise)] + [_LinearThompsonHead(C + 1, self.noise) for _ in range(3)]
+        slots = len(env.action_space.nvec)  # the domain and 3 (or 1) class slots
+        heads = [_LinearThompsonHead(D, self.noise)] + [_LinearThompsonHead(C + 1, self.noise) for _ in range(slots - 1)]
         obs, _ = env.reset(seed=self.seed)
         rewards: list[float] = []
         done = False
         while not done:
-            feats = [self._features(h, obs, D, C) for h in range(4)]
+            feats = [self._features(h, obs, D, C) for h in range(slots)]
             action = np.array([head.choose(f, rng) for head, f in zip(heads, feats, strict=True)])
             obs, reward, done, _, _ = env.step(action)
             rewards.append(reward)
@@ -113,7 +114,7 @@ class BanditAgent(Agent):
             z = (reward - float(np.mean(rewards))) / scale if len(rewards) > 1 else 0.0
             for head, f, a in zip(heads, feats, action, strict=True):
                 head.update(f[a], z)
-        final = [self._features(h, obs, D, C) for h in range(4)]
+        final = [self._features(h, obs, D, C) for h in range(slots)]
         greedy = [int(np.argmax(head.mean_scores(f))) for head, f in zip(heads, final, strict=True)]
         return {"agent": self.name, "greedy_action": greedy,
                 "class_error_weight": [float(np.linalg.solve(h.precision, h.b)[-1]) for h in heads[1:]]}

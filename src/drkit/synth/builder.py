@@ -29,7 +29,7 @@ from ..runs import stratified_subset
 from ..train import TrainConfig, Trainer
 from ..train import train as fit
 from .generators import Generator
-from .prompts import Prompt
+from .prompts import CLASS_SLOTS, Prompt
 from .reward import Reward, Validation, compute_reward, validate
 from .support import LABEL_MODES, LabelledImages, SupportSet, as_array_dataset
 
@@ -57,6 +57,7 @@ class SynthConfig:
     batch_size: int = field(default=64, metadata={"help": "classifier batch size"})
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate of pretraining"})
     step_lr: float = field(default=5e-4, metadata={"help": "peak learning rate of the training after each step"})
+    class_slots: int = field(default=3, metadata={"help": "class slots of the agent's action: 3 (the paper's: 'A {domain} of a {c1}, {c2}, and {c3}') or 1 (one class named three times: clean examples, no mixtures)"})
     synthetic_label: str = field(default="first", metadata={"help": "target of a synthetic image: first (its first class), prompt (the 0.6/0.2/0.2 class mix) or teacher"})
     split_seed: int = field(default=0, metadata={"help": "seed of the validation split (keep it equal to fit-generator's)"})
     seed: int = field(default=0, metadata={"help": "seed of the classifier, the generator's noise and the agent"})
@@ -73,6 +74,8 @@ class SynthConfig:
             raise ConfigError("entropy_weight and the seeds must be >= 0, lr and step_lr > 0")
         if self.reward_signal not in REWARD_SIGNALS:
             raise ConfigError(f"reward_signal must be one of {', '.join(REWARD_SIGNALS)}, got {self.reward_signal!r}")
+        if self.class_slots not in CLASS_SLOTS:
+            raise ConfigError(f"class_slots must be one of {', '.join(map(str, CLASS_SLOTS))}, got {self.class_slots}")
         if self.probe_steps < 1 or self.probe_lr <= 0:
             raise ConfigError(f"probe_steps must be >= 1 and probe_lr > 0, got {self.probe_steps} and {self.probe_lr}")
 

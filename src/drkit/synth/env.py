@@ -1,6 +1,7 @@
 """The support-set task as a gymnasium environment, for any agent (Stable-Baselines3 or our own).
 
-- action: ``MultiDiscrete([domains, C, C, C])`` — "A {domain} of a {c1}, {c2}, and {c3}";
+- action: ``MultiDiscrete([domains, C, C, C])`` — "A {domain} of a {c1}, {c2}, and {c3}" — or, with
+  ``SynthConfig.class_slots=1``, ``MultiDiscrete([domains, C])`` — "A {domain} of a {c}, {c}, and {c}";
 - observation: per-class validation accuracy and the share of the budget used, ``(C + 1,)`` in [0, 1];
 - reward: :func:`drkit.synth.reward.compute_reward` after the step's images are added and the
   classifier trained on them;
@@ -47,7 +48,9 @@ class SupportSetEnv(gym.Env):  # type: ignore[misc,name-defined]
         self.builder = builder
         self.num_domains = len(builder.generator.domains)
         self.num_classes = builder.num_classes
-        self.action_space = gym.spaces.MultiDiscrete(action_space_sizes(self.num_domains, self.num_classes))
+        self.class_slots = builder.config.class_slots
+        self.action_space = gym.spaces.MultiDiscrete(action_space_sizes(self.num_domains, self.num_classes,
+                                                                        self.class_slots))
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(self.num_classes + 1,), dtype=np.float32)
         self.on_step = on_step
         self.finished: list[Episode] = []
@@ -70,7 +73,8 @@ class SupportSetEnv(gym.Env):  # type: ignore[misc,name-defined]
         return self.builder.observation(), {"val_accuracy": self.builder.validation.accuracy}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        prompt = Prompt.from_action(action, num_domains=self.num_domains, num_classes=self.num_classes)
+        prompt = Prompt.from_action(action, num_domains=self.num_domains, num_classes=self.num_classes,
+                                    class_slots=self.class_slots)
         result = self.builder.step(prompt)
         if self.on_step is not None:
             self.on_step(result)

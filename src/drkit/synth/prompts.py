@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_DOMAINS", "CLASS_WEIGHTS", "Prompt", "format_prompt", "action_space_sizes"]
+__all__ = ["DEFAULT_DOMAINS", "CLASS_WEIGHTS", "CLASS_SLOTS", "Prompt", "format_prompt", "action_space_sizes"]
 
 # The local generator knows a style for each of these (drkit.synth.local.STYLES); a text-to-image
 # model accepts any words.
@@ -24,6 +24,9 @@ DEFAULT_DOMAINS = ("photo", "sketch", "close-up photo", "blurry photo")
 # Weight of the 1st, 2nd and 3rd class of a prompt: the first dominates, as it does for Stable
 # Diffusion (§3.3); the local generator mixes class embeddings with these weights.
 CLASS_WEIGHTS = (0.6, 0.2, 0.2)
+# Class slots of an action: 3 (the paper's: three classes, any mix) or 1 (one class, named three times:
+# "A photo of a Bag, Bag, and Bag" -- clean examples only, the mixtures left out).
+CLASS_SLOTS = (3, 1)
 
 
 def format_prompt(domain: str, class_names: Sequence[str]) -> str:
@@ -49,15 +52,22 @@ class Prompt:
         object.__setattr__(self, "domain", int(self.domain))
 
     @classmethod
-    def from_action(cls, action: Sequence[int] | np.ndarray, *, num_domains: int, num_classes: int) -> Prompt:
-        """A ``MultiDiscrete([domains, C, C, C])`` action -> a prompt (checked against the sizes)."""
+    def from_action(cls, action: Sequence[int] | np.ndarray, *, num_domains: int, num_classes: int,
+                    class_slots: int = 3) -> Prompt:
+        """A ``MultiDiscrete(action_space_sizes(...))`` action -> a prompt (checked against the sizes).
+        With one class slot, ``[d, c]`` is the prompt ``(d, (c, c, c))``."""
+        sizes = action_space_sizes(num_domains, num_classes, class_slots)
         a = [int(v) for v in np.asarray(action).reshape(-1)]
-        if len(a) != 4 or not 0 <= a[0] < num_domains or not all(0 <= c < num_classes for c in a[1:]):
-            raise ConfigError(f"action {a} is not in MultiDiscrete([{num_domains}, {num_classes}, "
-                              f"{num_classes}, {num_classes}])")
-        return cls(a[0], (a[1], a[2], a[3]))
+        if len(a) != len(sizes) or not all(0 <= v < n for v, n in zip(a, sizes, strict=True)):
+            raise ConfigError(f"action {a} is not in MultiDiscrete({sizes})")
+        return cls(a[0], (a[1], a[1], a[1]) if class_slots == 1 else (a[1], a[2], a[3]))
 
-    def action(self) -> np.ndarray:
+    def action(self, class_slots: int = 3) -> np.ndarray:
+        """The action that asks for this prompt; with one class slot only prompts naming one class have one."""
+        if class_slots == 1:
+            if len(set(self.classes)) != 1:
+                raise ConfigError(f"{self} names {len(set(self.classes))} classes: no action of one class slot asks for it")
+            return np.array([self.domain, self.classes[0]], dtype=np.int64)
         return np.array([self.domain, *self.classes], dtype=np.int64)
 
     @property
@@ -87,8 +97,11 @@ class Prompt:
             raise ConfigError(f"prompt class {max(self.classes)} but only {num_classes} classes")
 
 
-def action_space_sizes(num_domains: int, num_classes: int) -> list[int]:
-    """``nvec`` of the agent's ``MultiDiscrete`` action space: ``[domains, C, C, C]``."""
+def action_space_sizes(num_domains: int, num_classes: int, class_slots: int = 3) -> list[int]:
+    """``nvec`` of the agent's ``MultiDiscrete`` action space: ``[domains, C, C, C]`` (the paper's), or
+    ``[domains, C]`` with one class slot."""
     if num_domains < 1 or num_classes < 2:
         raise ConfigError(f"need >= 1 domain and >= 2 classes, got {num_domains} and {num_classes}")
-    return [num_domains, num_classes, num_classes, num_classes]
+    if class_slots not in CLASS_SLOTS:
+        raise ConfigError(f"class_slots must be one of {', '.join(map(str, CLASS_SLOTS))}, got {class_slots}")
+    return [num_domains] + [num_classes] * class_slots
