@@ -5,9 +5,10 @@ same budget and step size:
   (``n_steps`` divides the episode) so the policy is updated several times within one budget —
   the reference code's rollout was longer than the budget and never updated. ``policy_updates``
   in the returned stats counts them.
-- ``bandit``: factorised linear Thompson sampling, one head per action slot (domain, then 3 or 1 classes). The domain head has
-  one weight per domain; each class head scores class ``c`` with a per-class weight plus a shared
-  weight on ``c``'s validation error (the context), so it can learn "ask for weak classes".
+- ``bandit``: factorised linear Thompson sampling, one head per action slot (the domain, then three
+  classes or one). The domain head has one weight per domain; each class head scores class ``c``
+  with a per-class weight plus a shared weight on ``c``'s validation error (the context), so it can
+  learn "ask for weak classes".
 - ``random``: uniform over the action space.
 """
 
