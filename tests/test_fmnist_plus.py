@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 import drkit
 
@@ -81,13 +82,7 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
 
 
 def _harness_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fmnist_plus_run", RUN)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fmnist_plus/run.py", "fmnist_plus_run")
 
 
 def test_set_overrides_profile_fields_by_type():

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-PATH = Path(__file__).parents[1] / "benchmarks" / "fmnist_plus" / "calibration.py"
+from _scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def calibration():
-    spec = importlib.util.spec_from_file_location("fmnist_plus_calibration", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fmnist_plus/calibration.py", "fmnist_plus_calibration")
 
 
 def _probs(n: int, confidence: float, classes: int = 10) -> np.ndarray:

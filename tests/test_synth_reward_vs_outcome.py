@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-PATH = Path(__file__).parents[1] / "benchmarks" / "synth" / "reward_vs_outcome.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("synth_reward_vs_outcome", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from _scripts import load_script
 
 
 def test_pairs_use_the_same_seeds_none_and_correlations_see_the_order():
-    mod = _module()
+    mod = load_script("synth/reward_vs_outcome.py", "synth_reward_vs_outcome")
     results = {
         "final": [{"arm": "none", "seed": 0, "top1": 0.70}, {"arm": "none", "seed": 1, "top1": 0.80},
                   {"arm": "random", "seed": 0, "top1": 0.71}, {"arm": "random", "seed": 1, "top1": 0.83},
