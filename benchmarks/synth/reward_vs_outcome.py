@@ -33,8 +33,9 @@ def pairs(results: dict[str, Any]) -> list[tuple[str, int, float, float]]:
 def correlations(rows: list[tuple[str, int, float, float]]) -> dict[str, float]:
     x = np.array([r[2] for r in rows])
     y = np.array([r[3] for r in rows])
-    return {"runs": len(rows), "pearson": float(np.corrcoef(x, y)[0, 1]), "spearman": float(spearmanr(x, y).statistic),
-            "spearman_p": float(spearmanr(x, y).pvalue)}
+    rank = spearmanr(x, y)
+    return {"runs": len(rows), "pearson": float(np.corrcoef(x, y)[0, 1]), "spearman": float(rank.statistic),
+            "spearman_p": float(rank.pvalue)}
 
 
 def main() -> None:
