@@ -63,6 +63,7 @@ def test_smoke_profile_end_to_end_and_cached(tmp_path):
     for row in cal["students"]:
         assert row["report"]["ece"] == pytest.approx(by_key[row["arch"], row["mode"], row["seed"]]["ece"], abs=1e-6)
         assert 0 < row["ece_floor_all"] < row["ece_floor_report"] < 1  # 100 of 10,000 test images
+        assert 1 / 10 <= row["all"]["confidence"] <= 1  # mean top-1 probability of 10 classes
     assert set(cal["ratios"]) == {"report", "rest", "all"} and set(cal["teachers"]) >= {"clean", "view"}
     # rerun: every arm is cached, nothing is retrained; the report's hand-written discussion stays
     (tmp_path / "report.md").write_text(report + "\n## Discussion\n\nwritten by hand\n")

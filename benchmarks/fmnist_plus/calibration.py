@@ -59,13 +59,15 @@ def students(out: Path, test: Any, reported: int) -> list[dict[str, Any]]:
         row = {k: arm[k] for k in ("arch", "mode", "seed")}
         for name, sl in splits.items():
             m = classification_metrics(probs[sl], test.labels[sl])
-            row[name] = {k: float(m[k]) for k in ("top1", "nll", "ece")}
+            # mean confidence - top-1 < 0: under-confident, the direction ECE does not show
+            row[name] = {**{k: float(m[k]) for k in ("top1", "nll", "ece")}, "confidence": float(probs[sl].max(1).mean())}
         row["ece_floor_report"] = ece_floor(probs[:reported])
         row["ece_floor_all"] = ece_floor(probs)
         rows.append(row)
         print(f"{row['arch']:24s} {row['mode']:3s} s{row['seed']}  ECE "
               + "  ".join(f"{name} {row[name]['ece']:.4f}" for name in splits)
-              + f"  floor: report {row['ece_floor_report']:.4f}, all {row['ece_floor_all']:.4f}", flush=True)
+              + f"  floor: report {row['ece_floor_report']:.4f}, all {row['ece_floor_all']:.4f}"
+              + f"  confidence - top-1 (all) {row['all']['confidence'] - row['all']['top1']:+.3f}", flush=True)
     if not rows:
         raise SystemExit(f"{out / 'arms'} holds no finished main students (main-*.json): run "
                          "benchmarks/fmnist_plus/run.py with this --out first")
