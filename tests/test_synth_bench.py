@@ -51,3 +51,24 @@ def test_pretrained_profile_generator_never_sees_the_pool():
 def test_quick_profile_generator_fits_the_train_split():
     train, val, _, gen = _data("quick")
     assert gen is train and len(train) == 1000 and len(val) == 500
+
+
+def test_smoke_profile_runs_every_arm_and_reports_it(tmp_path):
+    out, report = tmp_path / "synth", tmp_path / "docs" / "synth.md"
+    cmd = [sys.executable, str(BENCH / "run.py"), "--profile", "smoke", "--out", str(out), "--report", str(report),
+           "--device", "cpu", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    arms = {(row["arm"], row["seed"]) for row in res["final"]}
+    expected = ["none", "none-equal-steps", "random", "bandit", "ppo", "ppo+prompt-mix",
+                "random+teacher", "bandit+teacher", "ppo+teacher"]  # the smoke profile labels every agent's set
+    assert arms == {(a, s) for a in expected for s in (0, 1)}
+    for agent in ("random", "bandit", "ppo"):  # each teacher arm reinforced its own agent's support set
+        for seed in (0, 1):
+            manifest = json.loads((out / "stores" / f"{agent}-s{seed}" / "manifest.json").read_text())
+            assert manifest["settings"]["dataset"]["name"] == f"imagefolder:{out / 'support' / f'{agent}-s{seed}'}"
+    text = report.read_text()
+    assert "random agent's support set, teacher soft labels" in text and "## Goals" in text
+    assert "the random agent's, the bandit's and PPO's support sets reinforced" in text
+    assert (report.parent / "synth_samples.png").is_file()

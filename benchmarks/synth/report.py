@@ -18,9 +18,11 @@ ARMS = {
     "ppo": "PPO agent (SB3)",
     "ppo+prompt-mix": "PPO support set, prompt-mix soft labels (0.6/0.2/0.2)",
     "ppo+teacher": "PPO support set, teacher soft labels",
+    "random+teacher": "random agent's support set, teacher soft labels",
+    "bandit+teacher": "bandit's support set, teacher soft labels",
 }
 LEARNED = ("bandit", "ppo")  # agents that learn, labelled like the random agent's images
-SUPPORT_ARMS = ("random", "bandit", "ppo", "ppo+prompt-mix", "ppo+teacher")
+SUPPORT_ARMS = ("random", "bandit", "ppo", "ppo+prompt-mix", "ppo+teacher", "random+teacher", "bandit+teacher")
 
 
 def _ms(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
@@ -75,8 +77,16 @@ def _favoured(results: dict[str, Any], domains: list[str]) -> list[str]:
     return lines
 
 
+def _names(agents: list[str]) -> str:
+    """``["random", "ppo"]`` -> "the random agent's and PPO's": whose support sets the teacher labels."""
+    names = {"random": "the random agent's", "bandit": "the bandit's", "ppo": "PPO's"}
+    said = [names.get(a, f"{a}'s") for a in agents]
+    return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
+
+
 def render(results: dict[str, Any], *, command: str, samples: Path | None = None) -> str:
     p, g, cas = results["profile"], results["generator"], results["cas"]
+    teachers = p.get("teacher_agents", ["ppo"])  # older results: only PPO's support set had teacher labels
     table, means = _table(results)
     learned = max((a for a in LEARNED if a in means), key=means.get)
     best = max((a for a in SUPPORT_ARMS if a in means), key=means.get)
@@ -109,7 +119,8 @@ def render(results: dict[str, Any], *, command: str, samples: Path | None = None
            else ""),
         f"- Evaluation: per seed a fresh `{p['arch']}` trained {p['final_epochs']} epochs on real (+ support set), "
         f"tested on the real test split; seeds {p['seeds']}. Synthetic images are labelled by their prompt's first "
-        "class, except in the teacher arm: PPO's support set reinforced (`drkit reinforce imagefolder:SUPPORT`, "
+        f"class, except in the teacher arms: {_names(teachers)} support set{'s' if len(teachers) > 1 else ''} reinforced "
+        "(`drkit reinforce imagefolder:SUPPORT`, "
         f"cropflip × {p['num_augs']}) by a `{p['teacher_arch']}` teacher trained on the same {results['data']['train']:,} "
         f"train images (val top-1 {results['teacher']['val_top1']:.2%}).",
         "",
