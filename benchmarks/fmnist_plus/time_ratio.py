@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--students", default=",".join(STUDENTS), help="comma-separated student architectures")
     ap.add_argument("--teachers", default=",".join(TEACHERS), help="comma-separated teacher architectures")
     ap.add_argument("--members", type=int, default=3, help="teacher ensemble size (default 3, as the profile)")
-    ap.add_argument("--images", type=int, default=2000, help="Fashion-MNIST training images (default 2000)")
+    ap.add_argument("--images", type=int, default=1000, help="Fashion-MNIST training images (default 1000)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per arm; the first is warm-up (default 2)")
     ap.add_argument("--batch-size", type=int, default=32, help="as the standard profile (default 32)")
     ap.add_argument("--policy", default="randaugment", choices=drkit.POLICIES)
