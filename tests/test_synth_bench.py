@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import drkit
@@ -68,7 +69,29 @@ def test_smoke_profile_runs_every_arm_and_reports_it(tmp_path):
         for seed in (0, 1):
             manifest = json.loads((out / "stores" / f"{agent}-s{seed}" / "manifest.json").read_text())
             assert manifest["settings"]["dataset"]["name"] == f"imagefolder:{out / 'support' / f'{agent}-s{seed}'}"
+    # teacher_agreement.py reads those stores: one line per agent, every stored view counted
+    r = subprocess.run([sys.executable, str(BENCH / "teacher_agreement.py"), str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [line.split() for line in r.stdout.splitlines()]
+    assert [w[1] for w in lines] == ["bandit", "ppo", "random"]
+    assert all(int(w[2]) == 2 * 20 * 2 for w in lines)  # 2 seeds x 20 images x 2 views
     text = report.read_text()
     assert "random agent's support set, teacher soft labels" in text and "## Goals" in text
     assert "the random agent's, the bandit's and PPO's support sets reinforced" in text
     assert (report.parent / "synth_samples.png").is_file()
+
+
+def test_teacher_agreement_counts_views_whose_top_class_is_the_prompt_class():
+    sys.path.insert(0, str(BENCH))
+    import teacher_agreement
+
+    class Store:  # two images, two stored views each, three classes
+        probs = [np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]), np.array([[0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])]
+
+        def records(self, i):
+            return {"probs": self.probs[i]}
+
+    hits, mass = teacher_agreement.agreement(Store(), np.array([0, 2]))
+    assert hits.tolist() == [True, False, True, True]
+    assert mass == pytest.approx([0.6, 0.2, 0.8, 0.4])
