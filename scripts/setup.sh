@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 # torchvision's compiled ops must load (a CPU-only torch wheel from a local wheel cache may not
-# match PyPI's torchvision): install the pair from PyPI proper, ignoring local find-links.
+# match PyPI's torchvision): install the pair from pip's default index, with the machine's pip config and local find-links switched off.
 if ! "$PY" -c "import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)" 2>/dev/null; then
   echo "setup: installing torch==2.13.0 and torchvision==0.28.0 from PyPI (about a minute, ~5 GB)"
-  PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null "$PY" -m pip install -q --index-url https://pypi.org/simple \
+  PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null "$PY" -m pip install -q \
     "torch==2.13.0" "torchvision==0.28.0"
 fi
 

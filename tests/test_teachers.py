@@ -167,9 +167,11 @@ def test_timm_checkpoint_of_another_shape_is_a_teacher_error(tmp_path):
         load_teacher(f"timm:resnet18@{partial}", num_classes=10, in_chans=1)
 
 
-def test_timm_without_checkpoint_warns(caplog):
-    model, _ = load_teacher("timm:resnet18", num_classes=3, in_chans=3)
-    assert "no checkpoint" in caplog.text
+def test_timm_without_weights_is_an_error_unless_allowed(caplog):
+    with pytest.raises(TeacherError, match="random weights gives meaningless soft labels.*drkit teach"):
+        load_teacher("timm:resnet18", num_classes=3, in_chans=3)
+    model, _ = load_teacher("timm:resnet18", num_classes=3, in_chans=3, allow_random=True)
+    assert "random (allowed for cost measurements only)" in caplog.text
     assert model.eval()(_x(1, 3, 32, 32)).shape == (1, 3)
 
 

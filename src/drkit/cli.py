@@ -1,6 +1,7 @@
 """The ``drkit`` command line. Each subcommand's options come from a typed config dataclass
 (cleanrl-style), so the CLI and the Python API never disagree.
 
+    drkit teach DATA --arch A [--arch B ...] --out TEACHERS [options]
     drkit reinforce DATA --teacher SPEC [--teacher SPEC ...] --out STORE [options]
     drkit info STORE [--json]
     drkit verify STORE [--data DATA]
@@ -30,8 +31,10 @@ log = logging.getLogger("drkit")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = ()) -> None:
-    """One ``--field-name`` option per dataclass field, typed and documented from the field."""
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = (),
+                       defaults: dict[str, Any] | None = None) -> None:
+    """One ``--field-name`` option per dataclass field, typed and documented from the field;
+    ``defaults`` replaces some fields' defaults (a command with another recipe)."""
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
@@ -40,11 +43,13 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: Sequ
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
+        if defaults and f.name in defaults:
+            default = defaults[f.name]
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=kind, default=default, dest=f.name,
-                                help=f"{help_text} (default: {default})")
+            shown = "" if default is None or "default" in help_text else f" (default: {default})"
+            parser.add_argument(flag, type=kind, default=default, dest=f.name, help=help_text + shown)
 
 
 def _config_from_args(cls: type, args: argparse.Namespace) -> Any:
@@ -63,11 +68,16 @@ def _human_bytes(n: float) -> str:
 def _cmd_reinforce(args: argparse.Namespace) -> int:
     from .ray_engine import RayOptions
     from .reinforce import ReinforceConfig, reinforce
+    from .teach import teacher_summary
 
     config = _config_from_args(ReinforceConfig, args)
     ray_options = _config_from_args(RayOptions, args)
     if args.engine != "ray" and ray_options != RayOptions():
         raise ConfigError("--address, --workers, --gpus-per-worker and --cpus-per-worker need --engine ray")
+    if not args.quiet:  # what is known of the teachers, before hours are spent on them
+        print("teachers", file=sys.stderr)
+        for line in teacher_summary(args.teacher):
+            print(f"  {line}", file=sys.stderr)
     t0 = time.perf_counter()
     store = reinforce(args.data, args.teacher, args.out, config, progress=not args.quiet, download=args.download,
                       engine=args.engine, ray_options=ray_options if args.engine == "ray" else None)
@@ -131,7 +141,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     m = train_run(args.data, args.out, arch=args.arch, mode=args.mode, store=args.store, teachers=args.teacher or (),
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
                   views=args.views, temperature=args.temperature, image_size=args.image_size,
-                  config=_config_from_args(TrainConfig, args),
+                  config=_config_from_args(TrainConfig, args), augmix=args.augmix,
                   progress=not args.quiet)
     c = m["config"]
     print(f"\ntrained {c['arch']} ({c['mode']}, policy {c['policy']}) on {c['dataset']} "
@@ -139,6 +149,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if "final" in m:
         f = m["final"]
         print(f"  {c['eval_data']}: top-1 {f['top1']:.2%}  NLL {f['nll']:.3f}  ECE {f['ece']:.3f}  Brier {f['brier']:.3f}")
+    return 0
+
+
+def _cmd_teach(args: argparse.Namespace) -> int:
+    from .teach import TeachConfig, teach
+    from .train import TrainConfig
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    r = teach(args.data, args.arch, args.out, _config_from_args(TeachConfig, args), _config_from_args(TrainConfig, args),
+              eval_data=args.eval_data, init=args.init, progress=not args.quiet, report=say)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    ev = r.eval_data
+    print(f"\nteacher ensemble {r.root} (T = {r.temperature:.3f}, fitted on the held-out split)")
+    head = f"  {'member':<28}{'held-out':>9}{'NLL':>7}{'ECE':>7}"
+    if ev:
+        head += f"{'test':>9}{'NLL':>7}{'ECE':>7}"
+    print(head + f"{'corrupt.':>10}{'train s':>9}")
+    for row in [*r.members, r.ensemble]:
+        h = row["holdout"]
+        line = f"  {row['arch']:<28}{h['top1']:>9.2%}{h['nll']:>7.3f}{h['ece']:>7.3f}"
+        if ev:
+            e = row["eval"]
+            line += f"{e['top1']:>9.2%}{e['nll']:>7.3f}{e['ece']:>7.3f}"
+        corr = row.get("corruption_accuracy")
+        print(line + (f"{corr:>10.2%}" if corr is not None else f"{'-':>10}") + f"{row['train_seconds']:>9.0f}")
+    if ev:
+        print(f"  test: {ev}; corrupt.: top-1 under 9 generated corruptions × 5 severities")
+    print(f"\nuse it: drkit reinforce DATA --teacher ensemble:{r.root} --out STORE")
     return 0
 
 
@@ -189,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and store the parameters + top-k probabilities. Rerun to resume.")
     r.add_argument("data", help="digits, fashion-mnist, imagefolder:PATH or npz:PATH")
     r.add_argument("--teacher", action="append", required=True,
-                   help="timm:NAME[@CKPT], torchscript:PATH, python:MODULE:CALLABLE or run:DIR; repeat for an ensemble")
+                   help="ensemble:DIR (drkit teach), run:DIR, timm:NAME@CKPT, timm:NAME.TAG@pretrained[:FILE] (only if "
+                        "its head has your classes), torchscript:PATH or python:MODULE:CALLABLE (these two run code); "
+                        "repeat for an ensemble")
     r.add_argument("--out", required=True, help="store directory (created; resumed if it holds the same settings)")
     r.add_argument("--download", action="store_true", help="allow downloading the dataset (torchvision)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -216,22 +261,47 @@ def build_parser() -> argparse.ArgumentParser:
                                    "online KD. Writes config, per-epoch metrics and safetensors checkpoints to --out; "
                                    "rerun to resume.")
     t.add_argument("data", help="digits, fashion-mnist, imagefolder:PATH or npz:PATH")
-    t.add_argument("--arch", default="smallcnn", help="smallcnn[-W], mlp[-W] or a timm name (default: smallcnn)")
+    t.add_argument("--arch", default="smallcnn", help="smallcnn[-W], mlp[-W], vit-mini[-D] or a timm name, "
+                   "NAME.TAG@pretrained[:FILE] for timm's pretrained weights (default: smallcnn)")
     t.add_argument("--mode", choices=("erm", "dr", "kd"), default="dr", help="target: labels, store, or online teacher")
     t.add_argument("--out", required=True, help="run directory")
     t.add_argument("--store", help="reinforced store (dr; kd uses its teachers when --teacher is absent)")
     t.add_argument("--teacher", action="append", help="kd teacher spec, as for reinforce; repeat for an ensemble")
     t.add_argument("--policy", help="augmentation policy (erm/kd; default: the store's, else randaugment)")
     t.add_argument("--eval-data", help="evaluation split (default: DATA:test for digits/fashion-mnist)")
-    t.add_argument("--init", help="fine-tune from this run's weights (a new head when classes differ)")
+    t.add_argument("--init", help="fine-tune from a run directory or a weights file (a raw timm/safetensors state "
+                   "dict; an RGB stem is adapted to grayscale; a new head when classes differ)")
+    t.add_argument("--augmix", action="store_true", help="erm/kd: add torchvision's AugMix to the views")
     t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
-    t.add_argument("--temperature", type=float, default=1.0, help="kd: teacher softmax temperature")
+    t.add_argument("--temperature", type=float, help="kd: teacher softmax temperature (default: an ensemble:DIR's "
+                   "fitted one, else 1)")
     t.add_argument("--image-size", type=int, help="erm/kd: side of the square training views and model input "
                    "(default: the first image's size; dr: the store's)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_dataclass_args(t, TrainConfig)
     t.set_defaults(func=_cmd_train)
+
+    from .teach import TEACH_TRAIN_DEFAULTS, TeachConfig
+
+    te = sub.add_parser("teach", help="build a teacher ensemble: train/fine-tune diverse members, fit its temperature",
+                        description="Train (or fine-tune from NAME@pretrained / --init weights) one member per --arch "
+                                    "with a strong recipe on the training split minus a stratified held-out split, fit "
+                                    "the ensemble's softmax temperature on that split and write DIR/ensemble.json for "
+                                    "--teacher ensemble:DIR. Prints each member's and the ensemble's top-1, NLL, ECE, "
+                                    "corruption accuracy and time. Rerun to resume.")
+    te.add_argument("data", help="digits, fashion-mnist, imagefolder:PATH or npz:PATH")
+    te.add_argument("--arch", action="append", required=True,
+                    help="a member's architecture (as for train; NAME.TAG@pretrained[:FILE] fine-tunes); repeat")
+    te.add_argument("--out", required=True, help="the ensemble's folder")
+    te.add_argument("--init", action="append", help="per member, in --arch order: a run directory or weights file")
+    te.add_argument("--eval-data", help="also evaluate on this split (default: DATA:test for digits/fashion-mnist)")
+    te.add_argument("--json", action="store_true", help="print the report as JSON")
+    te.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    add_dataclass_args(te, TeachConfig)
+    add_dataclass_args(te.add_argument_group("optimisation of every member"), TrainConfig,  # type: ignore[arg-type]
+                       defaults=TEACH_TRAIN_DEFAULTS)
+    te.set_defaults(func=_cmd_teach)
 
     d = sub.add_parser("demo", help="end to end on bundled digits: teacher ensemble, reinforcement, ERM vs DR student",
                        description="Train a small teacher ensemble on scikit-learn digits, reinforce the training "

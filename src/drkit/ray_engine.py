@@ -126,7 +126,8 @@ class _ShardWorker:
             if dataset_fingerprint(dataset) != want:
                 raise DataError(f"{dataset.name} reads differently on worker node {_node()} than on the "
                                 "driver: the data path must hold the same files on every node")
-        teacher, desc = prepare_teacher(teachers, dataset, temperature=self.config.temperature)
+        teacher, desc = prepare_teacher(teachers, dataset, temperature=self.teacher_desc["temperature"],
+                                        allow_random=self.config.allow_random_teacher)
         for i, (got, want) in enumerate(zip(desc["members"], self.teacher_desc["members"], strict=True)):
             if got != want:
                 raise TeacherError(

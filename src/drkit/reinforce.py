@@ -16,7 +16,6 @@ Why the store is byte-identical whatever the batch size, worker count or interru
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import shutil
@@ -49,7 +48,7 @@ from .store import (
     write_manifest,
 )
 from .targets import topk_sparsify
-from .teachers import TeacherEnsemble, best_device, load_teacher
+from .teachers import TeacherEnsemble, best_device, prepare_teacher  # noqa: F401 (prepare_teacher: old import path)
 
 if TYPE_CHECKING:
     from .ray_engine import RayOptions
@@ -69,13 +68,14 @@ class ReinforceConfig:
     num_augs: int = field(default=16, metadata={"help": "stored augmentations per sample"})
     topk: int = field(default=10, metadata={"help": "teacher probabilities kept per augmentation (all when >= classes)"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the teacher ensemble"})
+    temperature: float | None = field(default=None, metadata={"help": "softmax temperature of the teacher ensemble (default: the one `drkit teach` fitted for an ensemble:DIR, else 1)"})
     image_size: int | None = field(default=None, metadata={"help": "output side length of augmented views (default: source size)"})
     shard_size: int = field(default=1024, metadata={"help": "samples per shard (the unit of work and of resume)"})
     teacher_batch: int = field(default=256, metadata={"help": "records per teacher forward; fixed so results do not depend on batch_size"})
     batch_size: int = field(default=128, metadata={"help": "DataLoader batch size (throughput only)"})
     num_workers: int = field(default=-1, metadata={"help": "DataLoader workers; -1: one per spare CPU core, up to 8"})
     device: str | None = field(default=None, metadata={"help": "teacher device (default: cuda, mps, then cpu)"})
+    allow_random_teacher: bool = field(default=False, metadata={"help": "accept teachers with random weights (cost benchmarks only: their soft labels are meaningless)"})
 
     def __post_init__(self) -> None:
         for name in ("num_augs", "topk", "shard_size", "teacher_batch", "batch_size"):
@@ -85,7 +85,7 @@ class ReinforceConfig:
             raise ConfigError(f"num_augs must be below 65536, got {self.num_augs}")
         if self.seed < 0:
             raise ConfigError(f"seed must be non-negative, got {self.seed}")
-        if self.temperature <= 0:
+        if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         PolicyConfig(self.policy)  # validates the name
 
@@ -131,30 +131,6 @@ class AugmentedRecords(Dataset):
 
 def _collate(batch: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[torch.Tensor, np.ndarray]:
     return torch.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
-
-
-def _weights_sha256(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def prepare_teacher(teachers: str | nn.Module | Sequence[str | nn.Module], dataset: ImageDataset, *,
-                    temperature: float) -> tuple[TeacherEnsemble, dict[str, Any]]:
-    """Load every member and describe the ensemble (specs, parameter counts, weight checksums)."""
-    specs = [teachers] if isinstance(teachers, (str, nn.Module)) else list(teachers)
-    if not specs:
-        raise TeacherError("no teacher given: pass at least one --teacher")
-    c = dataset.image_shape[0]
-    members, descs = [], []
-    for spec in specs:
-        model, desc = load_teacher(spec, num_classes=dataset.num_classes, in_chans=c)
-        desc["weights_sha256"] = _weights_sha256(model)
-        members.append(model)
-        descs.append(desc)
-    return TeacherEnsemble(members, temperature=temperature), {"members": descs, "temperature": temperature}
 
 
 class ShardComputer:
@@ -306,7 +282,8 @@ def plan_run(data: str | ImageDataset | Dataset, teachers: str | nn.Module | Seq
         raise ConfigError("the dataset is empty: nothing to reinforce")
     size = (config.image_size, config.image_size) if config.image_size else None
     policy = Policy(PolicyConfig(config.policy, size=size), dataset.image_shape)
-    teacher, teacher_desc = prepare_teacher(teachers, dataset, temperature=config.temperature)
+    teacher, teacher_desc = prepare_teacher(teachers, dataset, temperature=config.temperature,
+                                            allow_random=config.allow_random_teacher)
     dtype = record_dtype(policy.param_dtype, dataset.num_classes, config.topk)
     settings = _settings(dataset, policy, teacher_desc, dtype, config, device)
     root = Path(out)

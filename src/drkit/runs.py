@@ -15,6 +15,7 @@ usable as a teacher (``--teacher run:DIR``) or as an initialisation (``--init RU
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -31,12 +32,11 @@ from torch.utils.data import Dataset
 from .data import ImageDataset, fit_images, load_dataset
 from .errors import ConfigError, StoreMismatchError
 from .metrics import classification_metrics
-from .models import create_model
+from .models import adapt_state_dict, create_model, load_state_dict
 from .policies import DEFAULT_POLICY, Policy, PolicyConfig
-from .reinforce import prepare_teacher
 from .reinforced import ReinforcedDataset
 from .store import Store
-from .teachers import load_state_dict
+from .teachers import expand_teachers, prepare_teacher
 from .train import FreshAugmented, TrainConfig, Trainer, predict_probs
 
 __all__ = ["MODES", "train_run", "stratified_subset", "load_run_model"]
@@ -75,24 +75,31 @@ def stratified_subset(labels: np.ndarray, fraction: float, *, seed: int = 0) -> 
     return np.sort(np.concatenate(picked))
 
 
-def _default_eval(data: str | ImageDataset) -> str | None:
+def default_eval_data(data: str | ImageDataset) -> str | None:
+    """The test split of a bundled dataset (`digits:test`, `fashion-mnist:test`), else None."""
     if isinstance(data, str) and data in ("digits", "fashion-mnist"):
         return f"{data}:test"
     return None
 
 
-def _init_from(model: nn.Module, run_dir: str | Path) -> list[str]:
-    """Load ``run_dir/model.safetensors`` into ``model`` except tensors whose shape differs (a new
-    head when the classes differ); returns the names left at their fresh initialisation."""
-    state = load_state_dict(Path(run_dir) / "model.safetensors")
-    own = model.state_dict()
-    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    skipped = sorted(set(own) - set(fit))
+def _init_from(model: nn.Module, source: str | Path) -> list[str]:
+    """Load initial weights into ``model``: a drkit run directory (its ``model.safetensors``) or a
+    weights file (a raw timm/safetensors state dict, names with or without drkit's ``model.``
+    prefix; an RGB stem is adapted to grayscale as timm does). Tensors whose shape differs (a new
+    head when the classes differ) keep their fresh initialisation; returns their names."""
+    source = Path(source)
+    if source.is_dir():
+        if not (source / "model.safetensors").is_file():
+            raise ConfigError(f"--init {source}: not a finished drkit run (no model.safetensors)")
+        source = source / "model.safetensors"
+    elif not source.is_file():
+        raise ConfigError(f"--init {source}: no such run directory or weights file")
+    fit, skipped = adapt_state_dict(load_state_dict(source), model)
     if len(fit) == 0:
-        raise ConfigError(f"--init {run_dir}: no tensor fits this architecture; pretrain the same --arch")
+        raise ConfigError(f"--init {source}: no tensor fits this architecture; pretrain the same --arch")
     model.load_state_dict(fit, strict=False)
     if skipped:
-        log.info("--init %s: fresh %s", run_dir, ", ".join(skipped))
+        log.info("--init %s: fresh %s", source, ", ".join(skipped))
     return skipped
 
 
@@ -124,23 +131,34 @@ def train_run(
     init: str | os.PathLike[str] | None = None,
     train_fraction: float = 1.0,
     views: int = 1,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     image_size: int | tuple[int, int] | None = None,
     config: TrainConfig | None = None,
     progress: bool = True,
+    augmix: bool = False,
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train ``arch`` on ``data`` in ``mode`` into the run directory ``out``; resumes a run with the
     same config. Returns the metrics written to ``out/metrics.json``.
 
     The model's input size is the store's view size in ``dr`` mode, else ``image_size`` (an int for
     square views), else the size of the first image; images of other sizes (an image folder) are
-    cropped from their own extent during training and fitted (resize, centre crop) for evaluation."""
+    cropped from their own extent during training and fitted (resize, centre crop) for evaluation.
+
+    ``arch`` may ask for pretrained weights (``NAME@pretrained[:FILE]``, :mod:`drkit.models`);
+    ``init`` is a run directory or a weights file. ``augmix`` adds AugMix to erm/kd views;
+    ``indices`` trains on these samples of ``data`` only (``drkit teach`` holds a split out so).
+    ``temperature`` (kd): default the fitted one of an ``ensemble:DIR``, else 1. The architecture
+    is built and checked (one forward pass at the data's size) before evaluation data, store
+    views or teachers are loaded."""
     cfg = config or TrainConfig()
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if augmix and mode == "dr":
+        raise ConfigError("augmix is for erm/kd views; a dr student replays the store's augmentations")
+    if indices is not None and train_fraction < 1:
+        raise ConfigError("give indices or train_fraction, not both")
     dataset = load_dataset(data)
-    eval_name = eval_data if eval_data is not None else _default_eval(data)
-    eval_set = load_dataset(eval_name) if eval_name is not None else None
     opened = Store.open(store, dataset=dataset) if store is not None else None
     if mode == "dr" and opened is None:
         raise ConfigError("mode dr needs --store (a store made by `drkit reinforce` from this dataset)")
@@ -161,6 +179,10 @@ def train_run(
         h, w = size
     elif opened is not None:
         h, w = opened.policy().size
+    torch.manual_seed(cfg.seed)
+    model = create_model(arch, num_classes=dataset.num_classes, in_chans=c, image_size=(h, w))
+    eval_name = eval_data if eval_data is not None else default_eval_data(data)
+    eval_set = load_dataset(eval_name) if eval_name is not None else None
     if eval_set is not None:
         ec, eh, ew = eval_set.image_shape
         if ec != c or eval_set.num_classes != dataset.num_classes or (
@@ -168,7 +190,16 @@ def train_run(
             raise ConfigError(f"eval data {eval_set.name} ({eval_set.image_shape}, {eval_set.num_classes} classes) "
                               f"does not match the run's input ({(c, h, w)}, {dataset.num_classes} classes)")
         eval_set = fit_images(eval_set, (h, w))
-    indices = stratified_subset(dataset.labels, train_fraction, seed=cfg.seed) if train_fraction < 1 else None
+    if indices is not None:
+        indices = np.unique(np.asarray(indices, dtype=np.int64))
+        if len(indices) == 0 or indices[0] < 0 or indices[-1] >= len(dataset):
+            raise ConfigError(f"indices must select samples 0..{len(dataset) - 1} of {dataset.name}")
+    elif train_fraction < 1:
+        indices = stratified_subset(dataset.labels, train_fraction, seed=cfg.seed)
+    if mode == "kd":
+        teachers, temperature = expand_teachers(list(teachers), temperature)
+    else:
+        temperature = 1.0 if temperature is None else temperature
 
     run_config = {
         "arch": arch, "mode": mode, "num_classes": dataset.num_classes, "in_chans": c, "image_size": [h, w],
@@ -177,6 +208,9 @@ def train_run(
         "store": str(opened.root) if opened else None, "policy": policy_name, "views": views,
         "teachers": [t if isinstance(t, str) else type(t).__name__ for t in teachers] if mode == "kd" else [],
         "temperature": temperature, "init": str(init) if init else None,
+        **({"augmix": True} if augmix else {}),
+        **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
+           if indices is not None and train_fraction == 1 else {}),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device")},
     }
     root = Path(out)
@@ -193,13 +227,11 @@ def train_run(
                                                policy=policy)
     else:
         train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
-                                   seed=cfg.seed)
+                                   seed=cfg.seed, augmix=augmix)
     if indices is not None:
         train_set = _EpochSubset(train_set, indices)
     teacher = prepare_teacher(list(teachers), dataset, temperature=temperature)[0] if mode == "kd" else None
 
-    torch.manual_seed(cfg.seed)
-    model = create_model(arch, num_classes=dataset.num_classes, in_chans=c, image_size=(h, w))
     if init:
         _init_from(model, init)
     trainer = Trainer(model, train_set, cfg, teacher=teacher)

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ._progress import progress_bar
+from ._rng import rng_at
 from .data import ImageDataset
 from .errors import ConfigError
 from .losses import soft_target_cross_entropy, sparse_soft_target_cross_entropy
@@ -48,6 +49,7 @@ class TrainConfig:
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
+    label_smoothing: float = field(default=0.0, metadata={"help": "mix this much of the uniform distribution into every target"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, augmentation and replay"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers"})
     device: str | None = field(default=None, metadata={"help": "cuda, mps or cpu (default: best available)"})
@@ -57,19 +59,43 @@ class TrainConfig:
             raise ConfigError(f"epochs, batch_size and lr must be positive, got {self.epochs}, {self.batch_size}, {self.lr}")
         if self.num_workers < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ConfigError("num_workers, weight_decay and warmup_epochs must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+_AUGMIX_STREAM = 7  # rng_at coordinate of AugMix's seed, apart from the policy's own streams
+
+
+def augmix(image: torch.Tensor, seed: int, index: int, epoch: int) -> torch.Tensor:
+    """torchvision v2 ``AugMix`` (Hendrycks et al., 2020) of a ``uint8 (C, H, W)`` image, its
+    randomness a pure function of (seed, index, epoch): torch's global generator is forked and
+    seeded for the call, so neither the result nor the caller's random stream depend on order."""
+    from torchvision.transforms import v2
+
+    s = int(rng_at(seed, _AUGMIX_STREAM, index, epoch).integers(2**62))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s)
+        return v2.AugMix()(image)
 
 
 class FreshAugmented(Dataset):
     """``dataset`` augmented afresh each epoch with ``policy``: ``(view, one-hot target, label)``.
 
     Parameters are a pure function of (seed, index, epoch): call :meth:`set_epoch` every epoch.
-    With a mixing policy the target mixes the two one-hot labels by the mixing weight.
+    With a mixing policy the target mixes the two one-hot labels by the mixing weight. With
+    ``augmix`` each source image first goes through :func:`augmix` (a robustness recipe for
+    teachers; not replayable from a store, so ERM/teacher training only).
     """
 
-    def __init__(self, dataset: ImageDataset, policy: Policy | PolicyConfig | str, *, seed: int = 0) -> None:
+    def __init__(self, dataset: ImageDataset, policy: Policy | PolicyConfig | str, *, seed: int = 0,
+                 augmix: bool = False) -> None:
         self.dataset = dataset
         self.policy = policy if isinstance(policy, Policy) else Policy(policy, dataset.image_shape)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.augmix = seed, 0, augmix
+
+    def _image(self, index: int) -> torch.Tensor:
+        image = self.dataset.image(index)
+        return augmix(image, self.seed, index, self.epoch) if self.augmix else image
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -79,14 +105,14 @@ class FreshAugmented(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         ds, policy = self.dataset, self.policy
-        image = ds.image(index)
+        image = self._image(index)
         params = policy.sample(self.seed, index, self.epoch, num_samples=len(ds), num_augs=1,
                                image_hw=image.shape[-2:])
         label = int(ds.labels[index])
         target = torch.zeros(ds.num_classes)
         if policy.config.uses_mixing:
             p = int(params["partner"])
-            partner = ds.image(p)
+            partner = self._image(p)
             x = policy.apply(image, params, partner,
                              policy.sample_base(self.seed, p, self.epoch, image_hw=partner.shape[-2:]))
             lam = policy.mix_weight(params)
@@ -147,8 +173,14 @@ class Trainer:
 
     def _loss(self, logits: torch.Tensor, target: Any) -> torch.Tensor:
         if isinstance(target, (tuple, list)):
-            return sparse_soft_target_cross_entropy(logits, target[0].to(self.device), target[1].to(self.device))
-        return soft_target_cross_entropy(logits, target.to(self.device))
+            loss = sparse_soft_target_cross_entropy(logits, target[0].to(self.device), target[1].to(self.device))
+        else:
+            loss = soft_target_cross_entropy(logits, target.to(self.device))
+        eps = self.config.label_smoothing
+        if eps:  # cross-entropy is linear in the target: smoothing = a mix with the uniform target's loss
+            uniform = -torch.log_softmax(logits.float(), dim=-1).mean(-1).mean()
+            loss = (1 - eps) * loss + eps * uniform
+        return loss
 
     def run_epoch(self, *, progress: bool = True, desc: str = "train") -> dict[str, float]:
         """Train one epoch (the next one) and return its metrics."""

@@ -88,7 +88,7 @@ def run_synth(data: str | ImageDataset, generator: str | Generator, out: str | o
         raise ConfigError(f"--out {root} exists and is not empty; choose a new directory")
     ensemble = None
     if teacher is not None:
-        from ..reinforce import prepare_teacher
+        from ..teachers import prepare_teacher
 
         ensemble = prepare_teacher(teacher, train, temperature=1.0)[0]
     make = make_agent(agent, seed=cfg.seed, **agent_options)  # fails on a bad agent before any training
