@@ -12,6 +12,7 @@ import pytest
 
 from drkit import Store, StoreCorruptError, StoreError, StoreMismatchError
 from drkit.data import ArrayDataset
+from drkit.manifest import seal
 from drkit.policies import Policy
 from drkit.store import (
     MANIFEST,
@@ -294,9 +295,10 @@ def test_shard_with_another_dtype(store):
 
     def edit(m):
         m["shards"][3].update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        m.update(seal(m))  # schema 2: the entry's own checksum vouches too
 
     _edit_manifest(store.root, edit)
-    with pytest.raises(StoreCorruptError, match="not what the manifest says"):
+    with pytest.raises(StoreCorruptError, match="cannot hold 12 samples"):  # its size gives it away at open
         Store.open(store.root).record(50, 0)
 
 
@@ -316,6 +318,7 @@ def test_verify_catches_bad_probabilities(store):
 
     def edit(m):
         m["shards"][0].update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        m.update(seal(m))
 
     _edit_manifest(store.root, edit)
     with pytest.raises(StoreCorruptError, match="outside"):

@@ -10,6 +10,8 @@ __all__ = [
     "StoreError",
     "StoreMismatchError",
     "StoreCorruptError",
+    "ManifestError",
+    "StoreLockedError",
 ]
 
 
@@ -39,3 +41,11 @@ class StoreMismatchError(StoreError):
 
 class StoreCorruptError(StoreError):
     """A shard or the manifest is missing, truncated, or fails its checksum."""
+
+
+class ManifestError(StoreCorruptError):
+    """``manifest.json`` breaks the store schema or fails its settings checksum (names the field)."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the store (its writer lock is held)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -322,20 +321,39 @@ class StoreSession:
 
     def __init__(self, plan: RunPlan) -> None:
         root = self.root = plan.root
-        self.fresh, self.created = plan.manifest is None, not root.exists()
-        root.mkdir(parents=True, exist_ok=True)
-        self.writer = ShardWriter(root)
-        self.writer.clean_temporaries()
-        self.done: dict[int, dict[str, Any]] = {}
-        if plan.manifest is not None:
-            for s in plan.manifest["shards"]:
-                p = root / s["file"]
-                if p.is_file() and p.stat().st_size == s["bytes"]:
-                    self.done[s["index"]] = s
-        self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
-                         "complete": False, "settings": plan.settings,
-                         "shards": [self.done[k] for k in sorted(self.done)]}
-        write_manifest(root, self.manifest)
+        try:
+            root.mkdir(parents=True)
+            self.created = True  # by this process: abort() may remove it again (only if empty)
+        except FileExistsError:
+            self.created = False
+        # one writer per store: a second one fails here (StoreLockedError naming the holder's PID),
+        # having changed nothing
+        self.writer = ShardWriter(root, lock=True)
+        try:
+            manifest = plan.manifest
+            if (root / MANIFEST).is_file():  # re-read under the lock: another run may have written it since the plan
+                manifest = read_manifest(root)
+                differ = _diff(manifest["settings"], plan.settings)
+                if differ:
+                    raise StoreMismatchError(
+                        f"{root} already holds a store made from other settings ({', '.join(differ[:6])} differ); "
+                        "choose another --out, or delete it to start over")
+            self.fresh = manifest is None  # then the manifest is this run's, and abort() may remove it
+            self.writer.clean_temporaries()
+            self.done: dict[int, dict[str, Any]] = {}
+            if manifest is not None:
+                for s in manifest["shards"]:
+                    p = root / s["file"]
+                    if p.is_file() and p.stat().st_size == s["bytes"]:
+                        self.done[s["index"]] = s
+            self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
+                             "complete": False, "settings": plan.settings,
+                             "shards": [self.done[k] for k in sorted(self.done)]}
+            write_manifest(root, self.manifest)
+        except BaseException:
+            self.writer.close()
+            self._remove_created_dir()
+            raise
         self.num_augs = plan.config.num_augs
         self.source_bytes = plan.dataset.nbytes()
         self.pending = [r for r in shard_ranges(len(plan.dataset), plan.config.shard_size) if r[0] not in self.done]
@@ -351,19 +369,33 @@ class StoreSession:
         self.manifest["shards"] = [self.done[k] for k in sorted(self.done)]
         write_manifest(self.root, self.manifest)
 
+    def _remove_created_dir(self) -> None:
+        if self.created:
+            try:
+                self.root.rmdir()
+            except OSError:  # not empty: files this run did not make are left alone
+                pass
+
     def abort(self) -> None:
-        """After a failure or an interrupt: drop temporaries; leave nothing if nothing was written."""
-        self.writer.clean_temporaries()
-        if self.fresh and not self.done:
-            if self.created:
-                shutil.rmtree(self.root, ignore_errors=True)
-            else:
+        """After a failure or an interrupt: drop temporaries and release the lock; if nothing was
+        written, remove what this run created (its manifest, the directory if it made it) and
+        nothing else."""
+        try:
+            self.writer.clean_temporaries()
+            if self.fresh and not self.done:
                 (self.root / MANIFEST).unlink(missing_ok=True)
+        finally:
+            self.writer.close()
+            if self.fresh and not self.done:
+                self._remove_created_dir()
 
     def finish(self, seconds: float, **stats: Any) -> Store:
-        """Mark the store complete and open it, with ``run_stats`` of this call."""
-        self.manifest["complete"] = True
-        write_manifest(self.root, self.manifest)
+        """Mark the store complete, release the lock and open it, with ``run_stats`` of this call."""
+        try:
+            self.manifest["complete"] = True
+            write_manifest(self.root, self.manifest)
+        finally:
+            self.writer.close()
         store = Store.open(self.root)
         store.run_stats = {"records_computed": self.total, "seconds": seconds,
                            "records_per_s": self.total / seconds if seconds > 0 else 0.0,

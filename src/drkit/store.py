@@ -3,9 +3,11 @@
 Layout of a store directory::
 
     manifest.json        schema version, settings (dataset fingerprint, policy, teacher, N, k,
-                         record dtype, ...), one entry per complete shard (rows, bytes, sha256)
+                         record dtype, ...) and their checksum, one entry per complete shard
+                         (samples, bytes, sha256, and a checksum binding them)
     shard-00000.npy      records of samples [0, shard_size) × all augmentations
     shard-00001.npy      ...
+    .drkit-writer.lock   only while a run writes the store: its PID (see ``WriterLock``)
 
 A shard is a ``.npy`` array of shape ``(samples, num_augs)`` with a structured dtype: the policy's
 parameter fields, then ``probs`` (float16, top-k values) and ``classes`` (smallest unsigned int,
@@ -15,13 +17,20 @@ and memory-mapped, so opening a stranger's store runs no code and one record is 
 Shards are written to a temporary name and renamed when complete (``ShardWriter``); the manifest
 is rewritten atomically after each shard and marked ``complete`` at the end. The manifest holds
 nothing that varies between runs (no timestamps), so a store is byte-identical however it was made.
+
+A store may come from a stranger: the manifest is validated against its schema
+(:mod:`drkit.manifest`) before anything is allocated, shard files must have the store's own names
+and lie inside it, and every failure is a :class:`~drkit.errors.StoreError`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,16 +38,39 @@ from typing import Any
 import numpy as np
 
 from .data import ImageDataset, dataset_fingerprint
-from .errors import StoreCorruptError, StoreError, StoreMismatchError
+from .errors import (
+    ManifestError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreMismatchError,
+)
+from .manifest import (
+    FORMAT,
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    seal,
+    shard_file_name,
+    validate_manifest,
+    verify_checksums,
+)
 from .policies import Policy, PolicyConfig
 from .targets import class_id_dtype
 
-__all__ = ["SCHEMA_VERSION", "MANIFEST", "Store", "ShardWriter", "ShardInfo", "record_dtype",
-           "read_manifest", "write_manifest", "shard_ranges"]
+try:
+    import fcntl
+except ImportError:  # not POSIX: stores are written without a lock (logged)
+    fcntl = None  # type: ignore[assignment]
 
-SCHEMA_VERSION = 1
-FORMAT = "drkit-store"
+__all__ = ["SCHEMA_VERSION", "MANIFEST", "LOCK_FILE", "Store", "ShardWriter", "ShardInfo", "WriterLock",
+           "record_dtype", "read_manifest", "write_manifest", "shard_ranges"]
+
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
+LOCK_FILE = ".drkit-writer.lock"
+MAX_MANIFEST_BYTES = 256 << 20  # 2**20 shard entries of ~250 bytes
+_NPY_HEADER_MAX = 1 << 16  # bytes of a shard's .npy header, at most
 _ALLOWED_KINDS = set("uif")  # record fields are plain unsigned/signed ints and floats
 
 
@@ -97,26 +129,72 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    """Write ``manifest`` atomically, with its checksums filled in (:func:`drkit.manifest.seal`)."""
+    text = json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n"
+    _atomic_write_bytes(root / MANIFEST, text.encode())
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"key {dup!r} appears twice")
+    return out
+
+
+def _parse_manifest(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StoreCorruptError(f"{path} is not valid JSON ({e}); the store is damaged") from e
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse and check ``manifest.json`` (format, schema version); no shard is touched."""
+    """Parse ``manifest.json`` and validate it (format, schema version, schema, checksums, shard list,
+    record dtype against the policy) before anything is allocated; no shard is touched.
+
+    Returns the manifest as parsed (a dict). Raises :class:`StoreError` for what is not a store of a
+    readable version, :class:`~drkit.errors.ManifestError` (naming the field) for a damaged one.
+    """
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise StoreError(f"{root} is not a drkit store: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StoreCorruptError(f"{path} is not valid JSON ({e}); the store is damaged") from e
+    manifest = _parse_manifest(path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{path} is not a drkit store manifest (format != {FORMAT!r})")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise StoreError(
-            f"{root}: store schema version {version!r} is unknown to this drkit (reads version "
-            f"{SCHEMA_VERSION}); upgrade drkit, or re-create the store with this version"
+            f"{root}: store schema version {version!r} is unknown to this drkit (reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade drkit, or re-create the store with this version"
         )
+    model = validate_manifest(manifest, str(path))
+    st = manifest["settings"]
+    dtype = dtype_from_json(st["record_dtype"])
+    try:
+        expected = record_dtype(Policy(model.settings.policy.config(), tuple(st["dataset"]["image_shape"])).param_dtype,
+                                model.settings.dataset.num_classes, model.settings.topk)
+    except ValueError as e:  # ConfigError: a policy that cannot apply to the dataset's images
+        raise ManifestError(f"{path}: the manifest is damaged: settings.policy: {e}") from e
+    if dtype != expected:
+        raise ManifestError(
+            f"{path}: the manifest is damaged: settings.record_dtype is not what policy "
+            f"{model.settings.policy.name!r} with top-{model.settings.topk} of "
+            f"{model.settings.dataset.num_classes} classes writes; re-create the store or restore its manifest.json"
+        )
+    for k, s in enumerate(model.shards):
+        payload = (s.stop - s.start) * model.settings.num_augs * dtype.itemsize
+        if not payload < s.bytes <= payload + _NPY_HEADER_MAX:
+            raise ManifestError(
+                f"{path}: the manifest is damaged: shards[{k}].bytes: {s.bytes} bytes cannot hold "
+                f"{s.stop - s.start} samples × {model.settings.num_augs} records of {dtype.itemsize} bytes"
+            )
+    verify_checksums(model, manifest, str(path))
     return manifest
 
 
@@ -129,22 +207,91 @@ class ShardInfo:
     bytes: int
     sha256: str
 
+    entry_sha256: str | None = None  # binds the entry to its samples (schema 2; see drkit.manifest)
+
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class WriterLock:
+    """The one-writer lock of a store directory: ``fcntl.flock`` on ``.drkit-writer.lock``, which
+    holds the writer's PID and host. A second writer gets :class:`~drkit.errors.StoreLockedError`
+    at once (no waiting). The kernel drops the lock when its process dies, so a killed run never
+    leaves a store locked; :meth:`release` removes the file.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.path = self.root / LOCK_FILE
+        self._fd: int | None = None
+        if fcntl is None:
+            log.warning("%s: no file locking on this platform; make sure one run writes it at a time", self.root)
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = self._holder(fd)
+                os.close(fd)
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise StoreError(f"cannot lock {self.path}: {e}") from e
+                raise StoreLockedError(
+                    f"{self.root} is in use by {holder}: another run is writing this store. Wait for it to "
+                    "finish (then rerun to resume or reuse it), or choose another --out"
+                ) from None
+            try:  # a releasing writer may have removed the file between our open and our lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            pid, _, host = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
+        except OSError:
+            pid, host = "", ""
+        return f"PID {pid} on {host or 'this host'}" if pid else "another process (PID not written yet)"
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Remove the lock file and unlock (idempotent)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # DataLoader workers forked meanwhile share the lock: drop it for all
+            os.close(fd)
 
 
 class ShardWriter:
     """Writes one shard atomically (temporary name, fsync, rename) and returns its entry.
 
     Shared by every engine: whoever computes a shard's records, this is what puts them on disk.
+    With ``lock=True`` it first takes the store's :class:`WriterLock` (released by :meth:`close`).
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, lock: bool = False) -> None:
         self.root = Path(root)
+        self.lock = WriterLock(self.root) if lock else None
 
-    @staticmethod
-    def file_name(index: int) -> str:
-        return f"shard-{index:05d}.npy"
+    def close(self) -> None:
+        """Release the writer lock, if this writer holds one."""
+        if self.lock is not None:
+            self.lock.release()
+
+    file_name = staticmethod(shard_file_name)
 
     def write(self, index: int, start: int, records: np.ndarray) -> ShardInfo:
         name = self.file_name(index)
@@ -193,20 +340,22 @@ class Store:
     def open(cls, path: str | os.PathLike[str], *, dataset: ImageDataset | None = None,
              verify: bool = True) -> Store:
         root = Path(path)
-        manifest = read_manifest(root)
-        if not manifest.get("complete"):
+        manifest = read_manifest(root)  # validated: every count below is bounded
+        if not manifest["complete"]:
             raise StoreError(
-                f"{root} is incomplete ({len(manifest.get('shards', []))} shards done): rerun the same "
+                f"{root} is incomplete ({len(manifest['shards'])} shards done): rerun the same "
                 "`drkit reinforce` command to resume it"
             )
         store = cls(root, manifest, verify=verify)
-        expected = shard_ranges(store.num_samples, store.settings["shard_size"])
-        if [(s.index, s.start, s.stop) for s in store.shards] != expected:
-            raise StoreCorruptError(f"{root}: the manifest's shard list does not cover the dataset")
+        inside = root.resolve()
         for s in store.shards:
             p = root / s.file
             if not p.is_file():
                 raise StoreCorruptError(f"{root}: shard {s.file} is missing")
+            if p.is_symlink() and not p.resolve().is_relative_to(inside):
+                raise StoreCorruptError(
+                    f"{root}: shard {s.file} is a link to {p.resolve()}, outside the store; copy the file into the store"
+                )
             size = p.stat().st_size
             if size != s.bytes:
                 raise StoreCorruptError(
@@ -286,11 +435,24 @@ class Store:
             raise StoreCorruptError(
                 f"{path} fails its checksum (bit flip or modified file); re-create the store or restore the shard"
             )
-        try:
+        shape = (info.stop - info.start, self.num_augs)
+        try:  # the header first: nothing is mapped for a shard of another dtype or shape
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version} (drkit writes 1.0)")
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                head_shape, fortran, dtype = read_header(f)
+            if dtype != self.record_dtype or tuple(head_shape) != shape or fortran:
+                raise StoreCorruptError(
+                    f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not what the manifest says")
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
+        except StoreCorruptError:
+            raise
+        except (OSError, ValueError, TypeError, SyntaxError) as e:
             raise StoreCorruptError(f"cannot read shard {path}: {e}") from e
-        if arr.dtype != self.record_dtype or arr.shape != (info.stop - info.start, self.num_augs):
+        if arr.dtype != self.record_dtype or arr.shape != shape:
             raise StoreCorruptError(f"{path} has dtype/shape {arr.dtype}/{arr.shape}, not what the manifest says")
         self._maps[s] = arr
         return arr
@@ -318,6 +480,7 @@ class Store:
         worst_sum = 0.0
         for s in range(len(self.shards)):
             arr = self._shard(s)
+            self._check_params(s, arr, dataset)
             probs = np.asarray(arr["probs"], dtype=np.float32)
             if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1.001:
                 raise StoreCorruptError(f"{self.shards[s].file}: probabilities outside [0, 1] or not finite")
@@ -329,6 +492,31 @@ class Store:
             raise StoreCorruptError(f"stored probabilities sum to {worst_sum:.4f} > 1")
         return {"shards": len(self.shards), "records": self.num_samples * self.num_augs,
                 "bytes": self.nbytes(), "max_prob_sum": worst_sum, "dataset_checked": dataset is not None}
+
+    def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None) -> None:
+        """The records say which samples they are: their parameters are the policy's pure function
+        of (seed, sample, augmentation). Checked for the first and last sample of shard ``s`` (all
+        fields with the dataset, else the mixing fields, which do not depend on each image's size),
+        so a shard holding other samples, or settings edited in a store without their checksum,
+        fail."""
+        policy, info = self.policy(), self.shards[s]
+        names = policy.param_dtype.names if dataset is not None else policy.param_dtype.names[
+            len(policy._base_names):]
+        if not names:
+            return
+        for i in sorted({info.start, info.stop - 1}):
+            hw = tuple(dataset.image(i).shape[-2:]) if dataset is not None else None
+            for j in range(min(self.num_augs, 64)):
+                want = policy.sample(self.seed, i, j, num_samples=self.num_samples, num_augs=self.num_augs,
+                                     image_hw=hw)  # type: ignore[arg-type]
+                got = arr[i - info.start, j]
+                bad = next((n for n in names if not np.array_equal(got[n], want[n])), None)
+                if bad is not None:
+                    raise StoreCorruptError(
+                        f"{self.root / info.file}: the record of sample {i}, augmentation {j} is not the one the "
+                        f"settings give ({bad!r} differs): the shard holds other samples or the settings were "
+                        "edited; re-create the store or restore the file and manifest"
+                    )
 
     def summary(self) -> dict[str, Any]:
         st = self.settings
