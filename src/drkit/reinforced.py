@@ -13,7 +13,11 @@ other classes), or with ``sparse=True`` a ``(values (k,), class ids (k,))`` pair
 unchanged. With ``views=V`` one access returns V different stored augmentations of the same sample
 stacked (``(V, C, H, W)``, ``(V, classes)``), amortizing the decode (FKD's trick).
 
-Map-style, stateless apart from the epoch: works with ``num_workers > 0`` and ``DistributedSampler``.
+Map-style, stateless apart from the epoch: works with ``num_workers > 0``, ``persistent_workers=True``
+and ``DistributedSampler``. The epoch lives in a one-element shared-memory tensor, so :meth:`set_epoch`
+in the main process reaches the workers' copies of the dataset — persistent workers keep their copy
+for the whole run, and a plain attribute would replay epoch 0's augmentations forever. As with
+``DistributedSampler``, call it before iterating over the loader for that epoch.
 """
 
 from __future__ import annotations
@@ -63,12 +67,25 @@ class ReinforcedDataset(Dataset):
         if not 1 <= views <= self.store.num_augs:
             raise ConfigError(f"views must be in 1..{self.store.num_augs} (the stored augmentations), got {views}")
         self.policy = self.store.policy()
-        self.seed, self.views, self.sparse, self.epoch = seed, views, sparse, 0
+        # shared with DataLoader workers (fork: inherited mapping; spawn: torch shares the storage)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self.seed, self.views, self.sparse = seed, views, sparse
         self.num_classes = self.store.num_classes
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        if int(value) < 0:
+            raise ConfigError(f"epoch must be non-negative, got {value}")
+        self._epoch[0] = int(value)
+
     def set_epoch(self, epoch: int) -> None:
-        """Choose a new stored augmentation per sample (call once per epoch, as with DistributedSampler)."""
-        self.epoch = int(epoch)
+        """Choose a new stored augmentation per sample (call once per epoch, before iterating, as with
+        DistributedSampler); seen by every DataLoader worker, persistent or not."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.base)
