@@ -122,24 +122,26 @@ def test_imagefolder(tmp_path, mode, channels):
     assert ds.nbytes() == sum(p.stat().st_size for p in tmp_path.rglob("*.png"))
 
 
-def test_imagefolder_drops_alpha(tmp_path):
+def test_imagefolder_composites_alpha_on_white(tmp_path):
     (tmp_path / "a").mkdir()
     rgba = np.random.default_rng(0).integers(0, 256, (6, 7, 4), dtype=np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a" / "x.png")
     img = load_dataset(f"imagefolder:{tmp_path}").image(0)
     assert img.shape == (3, 6, 7)
-    np.testing.assert_array_equal(img.numpy(), rgba[..., :3].transpose(2, 0, 1))
+    rgb, alpha = rgba[..., :3].astype(np.int64), rgba[..., 3:].astype(np.int64)
+    want = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    np.testing.assert_array_equal(img.numpy(), want.transpose(2, 0, 1))
 
 
 def test_imagefolder_corrupt_image_names_the_file(tmp_path):
     _write_folder(tmp_path, "L", {"a": 2})
     bad = tmp_path / "a" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    ds = load_dataset(f"imagefolder:{tmp_path}")
-    index = [f.name for f in ds.files].index("broken.png")
-    with pytest.raises(DataError, match="broken.png"):
-        ds.image(index)
-    ds.image(index - 1 if index else index + 1)  # the others still decode
+    with pytest.raises(DataError, match="broken.png"):  # found when the folder is opened
+        load_dataset(f"imagefolder:{tmp_path}")
+    ds = load_dataset(f"imagefolder:{tmp_path}?skip_bad_files=1")
+    assert [f.name for f in ds.files] == ["0.png", "1.png"] and ds.skipped[0][0] == bad
+    ds.image(0)  # the others still decode
 
 
 def test_imagefolder_errors(tmp_path):

@@ -7,7 +7,8 @@ Names (``load_dataset``):
 - ``fashion-mnist`` / ``fashion-mnist:test``: the IDX files of Debian's ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``), ``$DRKIT_FASHION_MNIST``, or torchvision's download
   when ``download=True``.
-- ``imagefolder:PATH``: ``PATH/<class_name>/*.png|jpg|jpeg|bmp|gif|webp``, classes sorted.
+- ``imagefolder:PATH``: ``PATH/<class_name>/*.png|jpg|jpeg|bmp|gif|webp``, classes sorted; options
+  as a query, ``imagefolder:PATH?channels=3&skip_bad_files=1`` (see :class:`ImageFolderDataset`).
 - ``npz:PATH``: a ``.npz`` with images (``x``/``images``: ``(N, H, W)``, ``(N, H, W, C)`` or
   ``(N, C, H, W)``, uint8) and labels (``y``/``labels``); optional ``classes``.
 - Any map-style PyTorch dataset yielding ``(image, label)`` (PIL image, array or tensor) from
@@ -37,6 +38,8 @@ __all__ = [
     "ArrayDataset",
     "ImageFolderDataset",
     "TorchDatasetAdapter",
+    "read_image",
+    "to_uint8_channels",
     "FittedDataset",
     "center_fit",
     "fit_images",
@@ -53,6 +56,7 @@ FASHION_MNIST_CLASSES = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+BACKGROUND = 255  # transparent pixels are composited onto white
 FINGERPRINT_ITEMS = 4096  # images hashed (evenly spaced) for a dataset's content checksum
 
 
@@ -138,12 +142,100 @@ class ArrayDataset(ImageDataset):
                             name=name or f"{self.name}[{len(idx)}]")
 
 
+def to_uint8_channels(image: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+    """A decoded ``(C, H, W)`` image (C: 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA; uint8 or uint16) as
+    uint8 with ``channels`` channels (1 or 3; None: 1 for gray sources, 3 for colour ones).
+
+    The one set of rules every drkit reader applies: 16-bit values are scaled to 8 bit
+    (``round(v * 255 / 65535)``), alpha is composited onto a white background (:data:`BACKGROUND`),
+    RGB becomes gray by ITU-R 601-2 luma (as PIL's ``convert("L")``), gray becomes RGB by repetition.
+    """
+    if image.ndim != 3 or not 1 <= image.shape[0] <= 4:
+        raise DataError(f"expected a (C, H, W) image with 1 to 4 channels, got shape {tuple(image.shape)}")
+    x = image.to(torch.int32)
+    if image.dtype == torch.uint16 or image.dtype == torch.int32:  # 16-bit PNG (int32: PIL's "I" mode)
+        if int(x.min()) < 0 or int(x.max()) > 65535:
+            raise DataError(f"image values {int(x.min())}..{int(x.max())} are not 16-bit; convert the image to 8 bit")
+        x = (x * 255 + 32767) // 65535
+    elif image.dtype != torch.uint8:
+        raise DataError(f"unsupported image dtype {image.dtype}; use 8- or 16-bit images")
+    if x.shape[0] in (2, 4):  # composite the colour onto the background by its alpha
+        color, alpha = x[:-1], x[-1:]
+        x = (color * alpha + BACKGROUND * (255 - alpha) + 127) // 255
+    if channels is not None and channels not in (1, 3):
+        raise DataError(f"channels must be 1 (gray) or 3 (RGB), got {channels}")
+    if channels == 1 and x.shape[0] == 3:
+        x = (x[0] * 19595 + x[1] * 38470 + x[2] * 7471 + 0x8000) >> 16
+        x = x[None]
+    elif channels == 3 and x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return x.to(torch.uint8).contiguous()
+
+
+def _pil_to_tensor(image: Any) -> torch.Tensor:
+    """A PIL image as its raw ``(C, H, W)`` tensor: gray/RGB with their alpha, 16-bit kept."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.array(image, dtype=np.uint16)
+    elif mode == "I":
+        array = np.array(image, dtype=np.int32)
+    else:
+        plain = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA",
+                 "PA": "RGBA", "P": "RGBA" if "transparency" in image.info else "RGB"}
+        mode = plain.get(mode, "RGB")  # CMYK, YCbCr, LAB, HSV, F: as RGB
+        if mode != image.mode:
+            image = image.convert(mode)
+        array = np.array(image)  # a writable copy: np.asarray of a PIL image is read-only
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+
+
+def _decode(path: Path) -> torch.Tensor:
+    """The raw decoded image (torchvision's decoders; PIL for what they do not read, e.g. BMP)."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    try:
+        img = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+    except Exception:  # torchvision raises RuntimeError with little context; PIL says more, reads more
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.load()
+            img = _pil_to_tensor(im)
+    return img[0] if img.ndim == 4 else img  # an animated GIF: its first frame
+
+
+def _reason(path: Path, error: BaseException) -> str:
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def read_image(path: str | os.PathLike[str], channels: int | None = None) -> torch.Tensor:
+    """The one way drkit reads an image file: decoded, then :func:`to_uint8_channels` (uint8
+    ``(channels, H, W)``; 16-bit scaled, alpha composited onto white, gray <-> RGB). Every command
+    (``reinforce``, ``train``, ``eval``) reads image folders through it.
+
+    Raises :class:`DataError` naming the file when it cannot be decoded.
+    """
+    path = Path(path)
+    try:
+        img = _decode(path)
+    except Exception as e:
+        raise DataError(f"cannot decode image {path}: {_reason(path, e)}. Remove or replace the file.") from None
+    try:
+        return to_uint8_channels(img, channels)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+
+
 def _to_uint8_chw(image: Any, where: str) -> torch.Tensor:
-    """PIL image, array or tensor -> uint8 (C, H, W) tensor."""
+    """PIL image, array or tensor -> uint8 (C, H, W) tensor (PIL images by the rules of :func:`read_image`)."""
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
-        if image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
-        image = np.array(image)  # a writable copy: np.asarray of a PIL image is read-only
+        try:
+            return to_uint8_channels(_pil_to_tensor(image))
+        except DataError as e:
+            raise DataError(f"{where}: {e}") from None
     if isinstance(image, np.ndarray):
         image = torch.from_numpy(np.ascontiguousarray(image))
         if image.ndim == 3 and image.shape[-1] in (1, 3) and image.shape[0] not in (1, 3):
@@ -164,15 +256,41 @@ def _to_uint8_chw(image: Any, where: str) -> torch.Tensor:
     return image.contiguous()
 
 
+def _scan(path: Path) -> tuple[int, str | None]:
+    """(1 for a gray source, 3 for a colour one, or 0; why it cannot be read, or None)."""
+    try:
+        img = _decode(path)
+        if img.ndim != 3 or not 1 <= img.shape[0] <= 4:
+            return 0, f"decodes to shape {tuple(img.shape)}, not an image"
+        return (1 if img.shape[0] <= 2 else 3), None
+    except Exception as e:
+        return 0, _reason(path, e)
+
+
 class ImageFolderDataset(ImageDataset):
-    """``root/<class_name>/<image>``; images are decoded on access (torchvision.io) and may differ in size."""
+    """``root/<class_name>/<image>``; images are decoded on access and may differ in size.
+
+    The folder is scanned once when opened (every file decoded), so that every unreadable file is
+    named in one :class:`DataError` — or, with ``skip_bad_files=True``, left out and listed in a
+    warning and in :attr:`skipped`. Every image is read by :func:`read_image` as ``channels``
+    channels: 1 (gray) or 3 (RGB); by default the majority of the files' own (RGB on a tie), the
+    others converted (gray <-> RGB; alpha composited onto white; 16-bit scaled to 8 bit).
+
+    Args:
+        root: the folder, one sub-folder per class.
+        channels: 1 or 3; None: by majority.
+        skip_bad_files: leave unreadable files out (logged) instead of failing.
+    """
 
     variable_size = True
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, channels: int | None = None,
+                 skip_bad_files: bool = False) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"imagefolder: {self.root} is not a directory")
+        if channels not in (None, 1, 3):
+            raise DataError(f"imagefolder: channels must be 1 (gray) or 3 (RGB), got {channels}")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         files, labels = [], []
         for label, name in enumerate(self.classes):
@@ -182,23 +300,36 @@ class ImageFolderDataset(ImageDataset):
                     labels.append(label)
         if not files:
             raise DataError(f"imagefolder: no images ({', '.join(IMAGE_SUFFIXES)}) under {self.root}/<class>/")
-        self.files = files
-        self.labels = np.asarray(labels, dtype=np.int64)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            scanned = list(pool.map(_scan, files))
+        self.skipped: list[tuple[Path, str]] = [(f, why) for f, (_, why) in zip(files, scanned, strict=True) if why]
+        if self.skipped:
+            listing = "\n".join(f"  {f}: {why}" for f, why in self.skipped[:50])
+            more = f"\n  ... and {len(self.skipped) - 50} more" if len(self.skipped) > 50 else ""
+            if not skip_bad_files:
+                raise DataError(
+                    f"imagefolder: {len(self.skipped)} of {len(files)} files under {self.root} cannot be read:\n"
+                    f"{listing}{more}\nRemove or replace them, or leave them out with skip_bad_files "
+                    f"(imagefolder:{self.root}?skip_bad_files=1)"
+                )
+            log.warning("imagefolder %s: %d unreadable files left out:\n%s%s", self.root, len(self.skipped),
+                        listing, more)
+        keep = [k for k, (_, why) in enumerate(scanned) if why is None]
+        if not keep:
+            raise DataError(f"imagefolder: none of the {len(files)} files under {self.root} can be read")
+        gray = sum(scanned[k][0] == 1 for k in keep)
+        self.channels = channels or (1 if gray > len(keep) - gray else 3)
+        if channels is None and 0 < gray < len(keep):
+            log.warning("imagefolder %s: %d gray and %d colour images; all read as %s (pass channels= to choose)",
+                        self.root, gray, len(keep) - gray, "gray" if self.channels == 1 else "RGB")
+        self.files = [files[k] for k in keep]
+        self.labels = np.asarray([labels[k] for k in keep], dtype=np.int64)
         self.name = f"imagefolder:{self.root}"
 
     def image(self, index: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image, read_file
-
-        path = self.files[index]
-        try:
-            img = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
-        except Exception as e:  # torchvision raises RuntimeError with little context
-            raise DataError(f"cannot decode image {path}: {e}. Remove or replace the file.") from e
-        if img.shape[0] == 4:  # drop alpha
-            img = img[:3]
-        elif img.shape[0] == 2:  # gray + alpha
-            img = img[:1]
-        return img
+        return read_image(self.files[index], self.channels)
 
     def nbytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
@@ -335,6 +466,24 @@ def _load_npz(path: str) -> ArrayDataset:
         raise DataError(f"npz: cannot read {p}: {e}") from e
 
 
+def _folder_options(arg: str) -> tuple[str, dict[str, Any]]:
+    """``PATH?channels=3&skip_bad_files=1`` -> (PATH, options); a ``?`` not followed by options is
+    part of the path."""
+    path, sep, query = arg.rpartition("?")
+    items = [q.partition("=") for q in query.split("&")] if sep else []
+    if not items or not all(eq for _, eq, _ in items):
+        return arg, {}
+    options: dict[str, Any] = {}
+    for key, _, value in items:
+        if key == "channels" and value in ("1", "3"):
+            options["channels"] = int(value)
+        elif key == "skip_bad_files" and value.lower() in ("1", "0", "true", "false", "yes", "no"):
+            options["skip_bad_files"] = value.lower() in ("1", "true", "yes")
+        else:
+            raise DataError(f"imagefolder: unknown option {key}={value!r}; use channels=1|3 and skip_bad_files=0|1")
+    return path, options
+
+
 def load_dataset(source: str | Dataset, *, download: bool = False, root: str | None = None) -> ImageDataset:
     """Resolve a dataset name (see the module docstring) or wrap a dataset object."""
     if isinstance(source, ImageDataset):
@@ -350,7 +499,8 @@ def load_dataset(source: str | Dataset, *, download: bool = False, root: str | N
             raise DataError(f"{kind}: split must be 'train' or 'test', got {split!r}")
         ds: ImageDataset = _load_digits(split) if kind == "digits" else _load_fashion_mnist(split, download, root)
     elif kind == "imagefolder" and arg:
-        ds = ImageFolderDataset(arg)
+        path, options = _folder_options(arg)
+        ds = ImageFolderDataset(path, **options)
     elif kind == "npz" and arg:
         ds = _load_npz(arg)
     else:
