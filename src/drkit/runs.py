@@ -44,6 +44,9 @@ __all__ = ["MODES", "train_run", "stratified_subset", "load_run_model"]
 log = logging.getLogger(__name__)
 
 MODES = ("erm", "dr", "kd")
+# TrainConfig fields added after runs were first written: left out of config.json at their default,
+# so that a run made before them still resumes
+_ADDED_DEFAULTS = {"label_smoothing": 0.0}
 
 
 class _EpochSubset(Dataset):
@@ -211,7 +214,8 @@ def train_run(
         **({"augmix": True} if augmix else {}),
         **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
            if indices is not None and train_fraction == 1 else {}),
-        "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device")},
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device", "precision")
+                  and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])},
     }
     root = Path(out)
     if (root / "config.json").is_file():
