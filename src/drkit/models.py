@@ -325,4 +325,5 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[
                 continue
         if v.shape == want.shape:
             fit[name] = v
-    return fit, sorted(set(own) - set(fit))
+    fixed = {"mean", "std"}  # the Normalize wrapper's constants: part of the architecture, not weights
+    return fit, sorted(set(own) - set(fit) - fixed)
