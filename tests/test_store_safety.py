@@ -4,12 +4,10 @@ drkit's own error naming the field, and one writer at a time holds a store."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _scripts import load_script
 from conftest import SMALL_RUN, TESTS, cli_reinforce_args, tiny_teacher
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import drkit
 from drkit import Store
@@ -31,19 +32,8 @@ from drkit.store import LOCK_FILE, MANIFEST, WriterLock
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@contextlib.contextmanager
-def within(seconds: float):
-    """Fail (TimeoutError) instead of hanging."""
-    def on_alarm(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+fuzz = load_script("store_fuzz.py", "store_fuzz")  # benchmarks/store_fuzz.py: its cases and time limit
+within = fuzz.time_limit  # fail (TimeoutError) instead of hanging
 
 
 @pytest.fixture()
@@ -219,6 +209,7 @@ MALFORMED = {
     "image-shape-short": lambda m: m["settings"]["dataset"].update(image_shape=[8, 8]),
     "record-dtype-garbage": lambda m: m["settings"].update(record_dtype=[["a", "b"]]),
     "record-dtype-huge": lambda m: m["settings"]["record_dtype"][-1].__setitem__(2, [2**40]),
+    "record-dtype-syntax": lambda m: m["settings"]["record_dtype"][1].__setitem__(1, "|01"),  # numpy: SyntaxError
     "teacher-no-members": lambda m: m["settings"]["teacher"].pop("members"),
     "complete-str": lambda m: m.update(complete="yes"),
     "shards-dict": lambda m: m.update(shards={}),
@@ -266,6 +257,42 @@ def test_the_written_manifest_is_sealed(store):
     assert m["schema_version"] == 2 and len(m["settings_sha256"]) == 64
     assert all(len(s["entry_sha256"]) == 64 for s in m["shards"])
     assert seal(m) == m  # sealing is idempotent: the checksums are those of what is written
+
+
+# --------------------------------------------------------------------------- fuzz (benchmarks/store_fuzz.py)
+
+class DrawChooser:
+    """benchmarks/store_fuzz.py's random choices, drawn by hypothesis (so failures shrink)."""
+
+    def __init__(self, data: st.DataObject) -> None:
+        self.data = data
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.data.draw(st.integers(lo, hi))
+
+    def choice(self, options):
+        return self.data.draw(st.sampled_from(list(options)))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return fuzz.make_pristine(tmp_path_factory.mktemp("fuzz"))
+
+
+@settings(max_examples=100, deadline=5000, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data(), name=st.sampled_from(sorted(fuzz.STORES)), resealed=st.booleans())
+def test_fuzzed_stores_end_in_drkits_error_or_identical_data(pristine, tmp_path_factory, data, name, resealed):
+    """Manifest fields, manifest bytes and shard files, mutated: drkit's error or the same replay —
+    never another exception, a hang (10 s), or different data that verifies (resealed manifests may
+    change the replay consistently: they are not damage)."""
+    root, digest = pristine[name]
+    work = tmp_path_factory.getbasetemp() / "fuzz-work" / "store"
+    work.parent.mkdir(exist_ok=True)
+    outcome, detail, mutations = fuzz.run_case(root, work, DrawChooser(data), fuzz.digits60(), digest, 10.0,
+                                               resealed=resealed)
+    allowed = {"error", "identical"} | ({"consistent_change"} if resealed else set())
+    assert outcome in allowed, f"{outcome}: {detail} after {mutations}"
 
 
 # --------------------------------------------------------------------------- 5. one writer per store

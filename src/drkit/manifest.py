@@ -131,7 +131,7 @@ class TeacherSettings(_Model):
 
 _RecordField = tuple[
     Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)],
-    Annotated[str, StringConstraints(strict=True, max_length=16)],
+    Annotated[str, StringConstraints(strict=True, max_length=16)],  # numpy's dtype.str, parsed by the store
     Annotated[list[_int(1, MAX_CLASSES)], Field(max_length=4)],  # type: ignore[valid-type]
 ]
 

@@ -102,7 +102,7 @@ def dtype_from_json(spec: list[list[Any]]) -> np.dtype:
                 raise ValueError(f"field {name!r} has type {base}")
             fields.append((str(name), dt, tuple(int(s) for s in shape)))
         return np.dtype(fields)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # numpy's parser raises TypeError, ValueError, even SyntaxError
         raise StoreCorruptError(f"manifest record_dtype is invalid: {e}") from e
 
 
