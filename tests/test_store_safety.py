@@ -252,6 +252,19 @@ def test_schema_1_stores_still_open(store, digits60):
     assert old.verify(digits60)["shards"] == 4
 
 
+def test_an_interrupted_schema_1_store_resumes_as_schema_2(digits60, make_store, tmp_path, snapshot):
+    reference = make_store(digits60, tiny_teacher(1, 10), tmp_path / "reference")
+    out = tmp_path / "old"
+    make_store(digits60, tiny_teacher(1, 10), out)
+    _as_schema_1(out)
+    _edit(out, lambda m: m.update(complete=False, shards=m["shards"][:2]))  # drkit 0.1.0, interrupted
+    (out / "shard-00002.npy").unlink()
+    (out / "shard-00003.npy").unlink()
+    resumed = make_store(digits60, tiny_teacher(1, 10), out)
+    assert resumed.run_stats["records_computed"] == 28 * 3
+    assert snapshot(out) == snapshot(reference.root)  # sealed as schema 2, byte for byte
+
+
 def test_the_written_manifest_is_sealed(store):
     m = _manifest(store.root)
     assert m["schema_version"] == 2 and len(m["settings_sha256"]) == 64
