@@ -315,9 +315,10 @@ class ShardWriter:
 class Store:
     """A complete, read-only reinforced dataset.
 
-    ``Store.open(path, dataset=...)`` checks the manifest, that every shard is present and of the
-    right size, and (with a dataset) the dataset fingerprint; each shard's checksum is verified
-    the first time it is read (``verify=True``). Records are memory-mapped.
+    ``Store.open(path, dataset=...)`` validates the manifest (:func:`read_manifest`), checks that
+    every shard is present, inside the store and of the right size, and (with a dataset) the dataset
+    fingerprint; each shard's checksum is verified the first time it is read (``verify=True``).
+    Records are memory-mapped.
 
     Example:
         >>> store = Store.open("digits+", dataset=load_dataset("digits"))  # doctest: +SKIP
