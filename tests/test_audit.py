@@ -13,7 +13,7 @@ from _eval_runs import make_run
 
 from drkit.audit import audit_store, stored_teacher_probs, write_audit_report
 from drkit.cli import main
-from drkit.errors import StoreMismatchError
+from drkit.errors import StoreMismatchError, TeacherError
 from drkit.metrics import accuracy, evaluation_metrics
 from drkit.ops import LAMBDA_SCALE
 from drkit.runs import load_run_model
@@ -60,7 +60,10 @@ def test_audit_numbers_and_disagreements(digits60, digits_teacher, make_store, t
 def test_audit_by_rerunning_the_teacher(digits60, make_store, tmp_path):
     run = make_run(tmp_path / "teacher", digits60, steps=30)
     store = make_store(digits60, [f"run:{run}"], policy="cropflip")
-    r = audit_store(store.root, digits60, source="teacher")
+    with pytest.raises(TeacherError, match="--trust-store-teachers"):
+        audit_store(store.root, digits60, source="teacher")  # a store's teachers are not loaded unasked
+    r = audit_store(store.root, digits60, source="teacher", trust_store_teachers=True)
+    assert audit_store(store.root, digits60, source="teacher", teacher=[f"run:{run}"])["metrics"] == r["metrics"]
     model, _ = load_run_model(run)
     assert r["metrics"] == pytest.approx(evaluation_metrics(predict_probs(model, digits60), digits60.labels))
     assert r["source"] == "teacher" and r["teacher"] == [f"run:{run}"]

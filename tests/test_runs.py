@@ -43,7 +43,7 @@ def _cfg(**kw) -> TrainConfig:
 @pytest.mark.parametrize("mode", ["erm", "dr", "kd"])
 def test_modes_write_a_complete_run(mode, data, store, tmp_path):
     m = train_run(data[0], tmp_path / mode, arch="smallcnn-8", mode=mode, store=store.root, eval_data=data[1],
-                  config=_cfg(), progress=False)
+                  config=_cfg(), progress=False, trust_store_teachers=mode == "kd")
     assert m["complete"] and len(m["epochs"]) == 2 and 0 <= m["final"]["top1"] <= 1
     cfg = json.loads((tmp_path / mode / "config.json").read_text())
     assert cfg["policy"] == "randaugment"  # the store's policy, for all modes
@@ -131,7 +131,8 @@ def test_image_folder_of_mixed_sizes_trains_and_evaluates(tmp_path):
                             topk=3, image_size=16, num_workers=0, progress=False)
     for mode in ("dr", "kd"):  # the store's view size is the run's input size
         m = train_run(folder, tmp_path / mode, arch="vit-mini-1", mode=mode, store=store.root, eval_data=folder,
-                      config=_cfg(batch_size=5), progress=False)
+                      config=_cfg(batch_size=5), progress=False,
+                      trust_store_teachers=True)
         assert m["config"]["image_size"] == [16, 16]
         r = evaluate_run(tmp_path / mode, folder, corruptions=("contrast",), shifts=("rotation",), robustness_samples=4)
         assert r["num_samples"] == 12 and r["image_shape"] == [3, 16, 16]

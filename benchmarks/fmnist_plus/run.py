@@ -269,7 +269,8 @@ class Harness:
         def fit() -> dict[str, Any]:
             m = train_run(train, run_dir, arch=arch, mode=mode, store=store.root, policy=self.p.policy,
                           eval_data=test, init=init, train_fraction=fraction,
-                          config=self.cfg(epochs or self.p.student_epochs, seed), progress=self.progress)
+                          config=self.cfg(epochs or self.p.student_epochs, seed), progress=self.progress,
+                          trust_store_teachers=True)  # kd: the teachers of the store this harness made
             result = {"arch": arch, "mode": mode, "seed": seed, "fraction": fraction, "run": str(run_dir),
                       **m["final"], "train_seconds": m["train_seconds"]}
             result.update(self.evaluate(run_dir, test))

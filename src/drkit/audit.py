@@ -23,6 +23,7 @@ import html
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +68,19 @@ def stored_teacher_probs(store: Store) -> np.ndarray:
     return out
 
 
-def _clean_teacher_probs(store: Store, dataset: ImageDataset) -> np.ndarray:
+def _clean_teacher_probs(store: Store, dataset: ImageDataset, teacher: Sequence[str] | None,
+                         trust_store_teachers: bool) -> np.ndarray:
     from .evaluate import predict, teacher_module
     from .teachers import best_device
 
-    teacher, _ = teacher_module(store.root, None, dataset)
+    teacher, _ = teacher_module(store.root, teacher, dataset, trust_store_teachers=trust_store_teachers)
     dev = best_device()
     return predict(teacher.to(dev), dataset, dev)
 
 
 def audit_store(store: str | os.PathLike[str] | Store, data: str | ImageDataset, *, source: str = "store",
-                top: int = 32) -> dict[str, Any]:
+                top: int = 32, teacher: Sequence[str] | None = None,
+                trust_store_teachers: bool = False) -> dict[str, Any]:
     """Audit the teacher of ``store`` against the labels of ``data`` (the dataset it was made from).
 
     Args:
@@ -85,6 +88,8 @@ def audit_store(store: str | os.PathLike[str] | Store, data: str | ImageDataset,
         data: the source dataset; checked against the store's fingerprint.
         source: ``"store"`` (stored soft labels) or ``"teacher"`` (rerun on clean images).
         top: how many of the most confident disagreements to list.
+        teacher: for ``source="teacher"``, the teachers to rerun (the store's are used only with
+            ``trust_store_teachers``: a store is data, not code).
 
     Returns:
         A JSON-able dict: ``metrics`` (the teacher's top-1 = agreement with the labels, NLL, ECE,
@@ -99,7 +104,8 @@ def audit_store(store: str | os.PathLike[str] | Store, data: str | ImageDataset,
     dataset = load_dataset(data)
     st = store if isinstance(store, Store) else Store.open(store)
     st.check_dataset(dataset)
-    probs = stored_teacher_probs(st) if source == "store" else _clean_teacher_probs(st, dataset)
+    probs = (stored_teacher_probs(st) if source == "store"
+             else _clean_teacher_probs(st, dataset, teacher, trust_store_teachers))
     labels = dataset.labels
     pred, conf = probs.argmax(1), probs.max(1)
     metrics = evaluation_metrics(probs, labels)

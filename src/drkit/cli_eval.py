@@ -38,7 +38,7 @@ def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"store": args.store, "teacher": args.teacher, "corruptions": args.corruptions, "shifts": args.shifts,
             "robustness_samples": args.robustness_samples, "ood_data": args.ood_data, "certify": certify,
             "seed": args.seed, "batch_size": args.batch_size, "device": args.device, "backend": args.backend,
-            "progress": not args.quiet}
+            "progress": not args.quiet, "trust_store_teachers": args.trust_store_teachers}
 
 
 def _data(args: argparse.Namespace) -> Any:
@@ -118,7 +118,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .data import load_dataset
 
     data = load_dataset(args.data, download=args.download)
-    r = audit_store(args.store, data, source=args.source, top=args.top)
+    r = audit_store(args.store, data, source=args.source, top=args.top, teacher=args.teacher,
+                    trust_store_teachers=args.trust_store_teachers)
     out = args.out or f"{str(args.store).rstrip('/')}-audit"
     paths = write_audit_report(r, data, out)
     if args.json:
@@ -140,6 +141,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="evaluation data (default: the run's eval data, e.g. digits:test)")
     p.add_argument("--store", help="reinforced store: its teachers give the teacher-agreement numbers")
     p.add_argument("--teacher", action="append", help="teacher spec for agreement (instead of --store's); repeatable")
+    p.add_argument("--trust-store-teachers", action="store_true",
+                   help="load the teachers a --store names (they may be code: only for stores you trust)")
     p.add_argument("--corruptions", action=argparse.BooleanOptionalAction, default=True,
                    help="accuracy under generated corruptions (default: on)")
     p.add_argument("--shifts", action=argparse.BooleanOptionalAction, default=True,
@@ -194,6 +197,10 @@ def add_eval_commands(sub: Any) -> None:
     a.add_argument("--source", choices=("store", "teacher"), default="store",
                    help="stored soft labels (default) or the store's teachers rerun on clean images")
     a.add_argument("--top", type=int, default=32, help="disagreements in the gallery (default: 32)")
+    a.add_argument("--teacher", action="append", help="--source teacher: the teachers to rerun (repeat)")
+    a.add_argument("--trust-store-teachers", action="store_true",
+                   help="--source teacher: rerun the teachers the store names (they may be code: only for stores "
+                        "you trust)")
     a.add_argument("--json", action="store_true", help="print the result as JSON")
     a.add_argument("--download", action="store_true", help="allow downloading the dataset (torchvision)")
     a.set_defaults(func=_cmd_audit)

@@ -38,7 +38,7 @@ from .errors import ConfigError, DataError
 from .metrics import agreement, ece, evaluation_metrics, per_class_accuracy, reliability
 from .ood import adapt_images, ood_metrics
 from .robustness import evenly_spaced, image_batches, mce, predict_batches, robustness_eval
-from .teachers import TeacherEnsemble, best_device, load_teacher
+from .teachers import TeacherEnsemble, best_device, expand_teachers, load_teacher, store_teachers
 
 __all__ = ["check_run_data", "evaluate_model", "evaluate_run", "load_evaluation", "predict", "teacher_module",
            "to_jsonable"]
@@ -88,20 +88,20 @@ def predict(model: nn.Module, dataset: ImageDataset, device: torch.device, batch
 
 
 def teacher_module(store: str | os.PathLike[str] | None, teacher: Sequence[str | nn.Module] | None,
-                   dataset: ImageDataset) -> tuple[nn.Module, list[str]]:
-    """The store's teacher ensemble (from the specs in its manifest), or ``teacher``: a
-    :class:`TeacherEnsemble`, whose output :func:`predict` takes as probabilities."""
+                   dataset: ImageDataset, *, trust_store_teachers: bool = False) -> tuple[nn.Module, list[str]]:
+    """``teacher``, or the store's teacher ensemble (from the specs in its manifest, only with
+    ``trust_store_teachers``: :func:`drkit.teachers.store_teachers`): a :class:`TeacherEnsemble`,
+    whose output :func:`predict` takes as probabilities."""
     temperature, specs = 1.0, list(teacher or [])
     if store is not None and not specs:
         from .store import Store
 
-        settings = Store.open(store, verify=False).settings["teacher"]
-        specs = [m.get("spec") for m in settings["members"]]
-        if not all(specs):
-            raise ConfigError(f"{store} was made with teacher modules given from Python; pass teacher= "
-                              "(the same modules) to measure agreement")
-        temperature = float(settings.get("temperature", 1.0))
-    members = [load_teacher(s, num_classes=dataset.num_classes, in_chans=dataset.image_shape[0])[0] for s in specs]
+        specs, temperature = store_teachers(Store.open(store, verify=False).settings, where=str(store),  # type: ignore[assignment]
+                                            trust=trust_store_teachers)
+    else:
+        specs, temperature = expand_teachers(specs, None)  # type: ignore[assignment]
+    members = [load_teacher(s, num_classes=dataset.num_classes, in_chans=dataset.image_shape[0],
+                            image_size=tuple(dataset.image_shape[1:]))[0] for s in specs]
     names = [s if isinstance(s, str) else type(s).__name__ for s in specs]
     return TeacherEnsemble(members, temperature=temperature), names
 
@@ -123,6 +123,7 @@ def evaluate_model(
     device: str | torch.device | None = None,
     backend: str = "torch",
     progress: bool = False,
+    trust_store_teachers: bool = False,
 ) -> dict[str, Any]:
     """Evaluate any classifier of float images in ``[0, 1]`` (see :func:`evaluate_run`)."""
     dataset = load_dataset(data)
@@ -138,7 +139,7 @@ def evaluate_model(
     }
 
     if store is not None or teacher:
-        t_model, names = teacher_module(store, teacher, dataset)
+        t_model, names = teacher_module(store, teacher, dataset, trust_store_teachers=trust_store_teachers)
         t_probs = predict(t_model.to(dev), dataset, dev, batch_size)
         out["teacher"] = {
             "store": str(store) if store is not None else None, "members": names,
@@ -198,7 +199,7 @@ def evaluate_run(
             against; a directory is evaluated with the same corruption settings.
         **kwargs: ``store``, ``teacher``, ``corruptions``, ``shifts``, ``robustness_samples``,
             ``ood_data``, ``certify``, ``seed``, ``batch_size``, ``device``, ``backend``,
-            ``progress`` — see :func:`evaluate_model`.
+            ``progress``, ``trust_store_teachers`` — see :func:`evaluate_model`.
 
     Returns:
         A JSON-able dict (module docstring) with ``run`` (path, label, config) added.
@@ -222,7 +223,8 @@ def evaluate_run(
     check_run_data(cfg, dataset, where=f"run {root}")
     dataset = fit_images(dataset, tuple(cfg["image_size"]))
     if reference is not None and not isinstance(reference, dict):
-        ref_kwargs = {k: v for k, v in kwargs.items() if k not in ("store", "teacher", "ood_data", "certify")}
+        ref_kwargs = {k: v for k, v in kwargs.items()
+                      if k not in ("store", "teacher", "ood_data", "certify", "trust_store_teachers")}
         reference = evaluate_run(reference, dataset, **ref_kwargs)
     result = evaluate_model(model, dataset, reference=reference, **kwargs)
     result["run"] = {"path": str(root), "label": _run_label(cfg, root), "config": cfg}

@@ -36,7 +36,7 @@ from .models import adapt_state_dict, create_model, load_state_dict
 from .policies import DEFAULT_POLICY, Policy, PolicyConfig
 from .reinforced import ReinforcedDataset
 from .store import Store
-from .teachers import expand_teachers, prepare_teacher
+from .teachers import expand_teachers, prepare_teacher, store_teachers
 from .train import FreshAugmented, TrainConfig, Trainer, predict_probs
 
 __all__ = ["MODES", "train_run", "stratified_subset", "load_run_model"]
@@ -114,13 +114,6 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return _run_teacher(Path(run_dir)), cfg
 
 
-def _store_teachers(store: Store) -> list[str]:
-    specs = [m.get("spec") for m in store.settings["teacher"]["members"]]
-    if not all(specs):
-        raise ConfigError(f"{store.root} was made with teacher modules given from Python; pass --teacher for kd mode")
-    return specs  # type: ignore[return-value]
-
-
 def train_run(
     data: str | ImageDataset,
     out: str | os.PathLike[str],
@@ -140,6 +133,7 @@ def train_run(
     progress: bool = True,
     augmix: bool = False,
     indices: Sequence[int] | np.ndarray | None = None,
+    trust_store_teachers: bool = False,
 ) -> dict[str, Any]:
     """Train ``arch`` on ``data`` in ``mode`` into the run directory ``out``; resumes a run with the
     same config. Returns the metrics written to ``out/metrics.json``.
@@ -151,7 +145,9 @@ def train_run(
     ``arch`` may ask for pretrained weights (``NAME@pretrained[:FILE]``, :mod:`drkit.models`);
     ``init`` is a run directory or a weights file. ``augmix`` adds AugMix to erm/kd views;
     ``indices`` trains on these samples of ``data`` only (``drkit teach`` holds a split out so).
-    ``temperature`` (kd): default the fitted one of an ``ensemble:DIR``, else 1. The architecture
+    ``temperature`` (kd): default the fitted one of an ``ensemble:DIR``, else 1. kd without
+    ``teachers`` uses the store's only with ``trust_store_teachers`` (a store is data, not code:
+    :func:`drkit.teachers.store_teachers`). The architecture
     is built and checked (one forward pass at the data's size) before evaluation data, store
     views or teachers are loaded."""
     cfg = config or TrainConfig()
@@ -168,8 +164,9 @@ def train_run(
     policy_name = policy or (opened.policy_config.name if opened else DEFAULT_POLICY)
     if mode == "kd" and not teachers:
         if opened is None:
-            raise ConfigError("mode kd needs --teacher (or --store, whose teachers are then used)")
-        teachers = _store_teachers(opened)
+            raise ConfigError("mode kd needs --teacher (or --store with --trust-store-teachers, whose teachers are "
+                              "then used)")
+        teachers = store_teachers(opened.settings, where=str(opened.root), trust=trust_store_teachers)[0]
 
     c, h, w = dataset.image_shape
     if image_size is not None:

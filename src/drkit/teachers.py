@@ -44,7 +44,7 @@ from .errors import ConfigError, TeacherError
 from .models import ArchSpec, Normalize, create_model, load_state_dict, weights_info
 
 __all__ = ["TeacherEnsemble", "load_teacher", "load_state_dict", "best_device", "Normalize", "prepare_teacher",
-           "EnsembleFile", "ENSEMBLE_FILE", "expand_teachers"]
+           "EnsembleFile", "ENSEMBLE_FILE", "expand_teachers", "store_teachers"]
 
 log = logging.getLogger(__name__)
 
@@ -313,3 +313,24 @@ def _weights_sha256(module: nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def store_teachers(settings: dict[str, Any], *, where: str, trust: bool) -> tuple[list[str], float]:
+    """The teacher specs and temperature a store's manifest records (``settings``), for KD, audit
+    and eval — only with ``trust``. A store is data: the specs it names are descriptions, and one
+    from a stranger could name code to run (``python:``, ``torchscript:``) or any file on disk. So
+    without ``trust`` this raises, saying how to name the teachers yourself."""
+    teacher = settings.get("teacher", {})
+    specs = [m.get("spec") for m in teacher.get("members", [])]
+    if not specs or not all(isinstance(s, str) and s for s in specs):
+        raise ConfigError(f"{where} was made with teacher modules given from Python (no specs recorded); "
+                          "pass the teachers yourself (--teacher SPEC)")
+    if not trust:
+        code = [s for s in specs if s.partition(":")[0] in ("python", "torchscript")]
+        raise TeacherError(
+            f"{where} records its teachers as {', '.join(specs)}. drkit does not load teachers named by a store "
+            "(a store is data; one from someone else could name code to run"
+            + (f" — {', '.join(code)} would run code" if code else "") + "): name them yourself with --teacher "
+            "SPEC (repeat for an ensemble), or pass --trust-store-teachers if you made this store or trust its source."
+        )
+    return specs, float(teacher.get("temperature", 1.0))
