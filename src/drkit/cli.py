@@ -142,7 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
                   views=args.views, temperature=args.temperature, image_size=args.image_size,
                   config=_config_from_args(TrainConfig, args), augmix=args.augmix,
-                  progress=not args.quiet)
+                  trust_store_teachers=args.trust_store_teachers, progress=not args.quiet)
     c = m["config"]
     print(f"\ntrained {c['arch']} ({c['mode']}, policy {c['policy']}) on {c['dataset']} "
           f"({c['train_samples']:,} samples) for {len(m['epochs'])} epochs in {m['train_seconds']:.1f} s -> {args.out}")
@@ -194,7 +194,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("\nteacher ensemble (digits, test split)")
     for t in r["teachers"]:
         print(f"  {t['arch']:<14} top-1 {t['top1']:.2%}   {t['run']}")
-    print(f"  {'ensemble':<14} top-1 {r['ensemble']['top1']:.2%}")
+    print(f"  {'ensemble':<14} top-1 {r['ensemble']['top1']:.2%}   T = {r['ensemble']['temperature']:.2f} "
+          f"(fitted on held-out training images)")
     s = r["store"]
     print(f"\nreinforced store  {s['path']}: {s['num_samples']:,} samples × {s['num_augs']} augmentations, "
           f"policy {s['policy']}, {s['bytes_per_record']:.1f} B per augmentation, {_human_bytes(s['bytes'])}")
@@ -272,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="fine-tune from a run directory or a weights file (a raw timm/safetensors state "
                    "dict; an RGB stem is adapted to grayscale; a new head when classes differ)")
     t.add_argument("--augmix", action="store_true", help="erm/kd: add torchvision's AugMix to the views")
+    t.add_argument("--trust-store-teachers", action="store_true",
+                   help="kd without --teacher: load the teachers the --store names (they may be code: only for "
+                        "stores you trust)")
     t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
     t.add_argument("--temperature", type=float, help="kd: teacher softmax temperature (default: an ensemble:DIR's "

@@ -1,7 +1,8 @@
 """``drkit demo``: the whole method end to end on bundled data (scikit-learn digits), offline.
 
-1. Train a small teacher ensemble on the digits training split (each member a run directory,
-   reusable as ``--teacher run:DIR``).
+1. Build a small teacher ensemble on the digits training split with :func:`drkit.teach.teach`
+   (the strong recipe, a held-out split, a fitted temperature; reusable as
+   ``--teacher ensemble:DIR``, each member as ``--teacher run:DIR``).
 2. Reinforce the training split with the ensemble (default policy) into a store.
 3. Train the same student twice at equal epochs and policy — ERM (fresh augmentations, hard
    labels) and DR (the store) — and compare them on the test split: accuracy, calibration and
@@ -19,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .data import ImageDataset, load_dataset
-from .metrics import classification_metrics
 from .reinforce import ReinforceConfig, reinforce
 from .runs import train_run
-from .teachers import TeacherEnsemble, load_teacher
-from .train import TrainConfig, predict_probs
+from .teach import TEACH_TRAIN_DEFAULTS, TeachConfig, teach
+from .train import TrainConfig
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -48,19 +48,14 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = True) -> dict
     out = Path(cfg.out)
     train_set, test_set = load_dataset("digits"), load_dataset("digits:test")
     result: dict[str, Any] = {"teachers": [], "students": {}}
-    runs = []
-    for k, arch in enumerate(cfg.teachers):
-        run_dir = out / "teachers" / f"{k}-{arch}"
-        m = train_run(train_set, run_dir, arch=arch, mode="erm", policy="cropflip", eval_data=test_set,
-                      config=TrainConfig(epochs=cfg.teacher_epochs, lr=3e-3, seed=cfg.seed + k, device="cpu"),
-                      progress=progress)
-        result["teachers"].append({"arch": arch, "run": str(run_dir), **m["final"]})
-        runs.append(f"run:{run_dir}")
-    members = [load_teacher(r, num_classes=train_set.num_classes, in_chans=1)[0] for r in runs]
-    ens = predict_probs(TeacherEnsemble(members), test_set)
-    result["ensemble"] = classification_metrics(ens, test_set.labels)
+    taught = teach("digits", cfg.teachers, out / "teachers", TeachConfig(robust_samples=0),
+                   TrainConfig(**{**TEACH_TRAIN_DEFAULTS, "epochs": cfg.teacher_epochs, "lr": 3e-3, "seed": cfg.seed,
+                                  "device": "cpu"}), progress=progress)
+    for row in taught.members:
+        result["teachers"].append({"arch": row["arch"], "run": row["run"], **row["eval"]})
+    result["ensemble"] = {**taught.ensemble["eval"], "temperature": taught.temperature}
 
-    store = reinforce(train_set, runs, out / "digits+",
+    store = reinforce(train_set, f"ensemble:{out / 'teachers'}", out / "digits+",
                       ReinforceConfig(num_augs=cfg.num_augs, seed=cfg.seed, device="cpu"), progress=progress)
     result["store"] = store.summary()
 
