@@ -41,3 +41,33 @@ def test_kd_audit_and_eval_never_run_a_stores_code_unasked(code_store, capsys):
     assert main(["eval", str(tmp / "erm"), "--store", str(store.root), "--no-corruptions", "--no-shifts",
                  "--trust-store-teachers"]) == 0
     assert marker.exists()
+
+
+def test_out_is_checked_before_data_or_teachers_load(tmp_path, monkeypatch):
+    """Issue 21, point 8: an unwritable or misplaced --out fails at once with drkit's own error."""
+    import importlib
+
+    r = importlib.import_module("drkit.reinforce")
+
+    loaded = []
+    monkeypatch.setattr(r, "load_dataset", lambda *a, **k: loaded.append(a) or (_ for _ in ()).throw(AssertionError))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file instead
+            (tmp_path / "file").write_text("x")
+            bad = tmp_path / "file" / "store"
+        else:
+            bad = locked / "store"
+        with pytest.raises(drkit.StoreError, match="--out"):
+            drkit.reinforce("digits", "run:/nowhere", bad)
+        folder = tmp_path / "images"
+        (folder / "a").mkdir(parents=True)
+        with pytest.raises(drkit.StoreError, match="inside the image folder"):
+            drkit.reinforce(f"imagefolder:{folder}", "run:/nowhere", folder / "store")
+    finally:
+        locked.chmod(0o700)
+    assert loaded == []

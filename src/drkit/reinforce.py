@@ -271,11 +271,32 @@ def resolve_config(config: ReinforceConfig | None, overrides: dict[str, Any]) ->
         raise ConfigError(f"unknown reinforce setting: {e}") from e
 
 
+def check_out_dir(out: str | os.PathLike[str], data: Any = None) -> None:
+    """Raise :class:`StoreError` unless ``out`` can become a store: not a file, its nearest existing
+    folder writable, and not inside the image folder it is made from (the store would be read as data)."""
+    root = Path(out).absolute()
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"--out {out} exists and is not a directory; choose a directory path")
+    parent = root
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"--out {out}: cannot create or write in {parent} (permission denied); "
+                         "choose a directory you can write to")
+    if isinstance(data, str) and data.startswith("imagefolder:"):
+        src = Path(data.partition(":")[2].split("?")[0]).absolute()
+        if root == src or src in root.parents:
+            raise StoreError(f"--out {out} lies inside the image folder {src} it is made from; put the store "
+                             "elsewhere (it would be read as part of the data)")
+
+
 def plan_run(data: str | ImageDataset | Dataset, teachers: str | nn.Module | Sequence[str | nn.Module],
              out: str | os.PathLike[str], config: ReinforceConfig, *, device: torch.device,
              download: bool = False) -> RunPlan:
     """Load the dataset and teachers, compute the store's settings and check ``out``: a new or
-    empty directory, or a store made with the same settings (resume). Writes nothing."""
+    empty directory, or a store made with the same settings (resume). Writes nothing. ``out`` is
+    checked first (writable, not inside the source images), before data or teachers load."""
+    check_out_dir(out, data)
     dataset = load_dataset(data, download=download)
     if len(dataset) == 0:
         raise ConfigError("the dataset is empty: nothing to reinforce")
