@@ -373,24 +373,30 @@ def test_reinforce_refuses_a_store_another_process_writes(digits60, make_store, 
 
 
 @pytest.mark.slow
-def test_two_cli_writers_on_one_out(tmp_path, monkeypatch):
+def test_two_cli_writers_on_one_out(tmp_path):
     """Two `drkit reinforce` processes on one --out: the second fails with the first's PID, the
-    first completes a valid store, nothing is deleted."""
+    first completes a valid store, nothing is deleted. The first is held mid-store (its teacher
+    waits for a gate file) until the second has failed."""
     ds = drkit.load_dataset("digits").subset(np.arange(160))
     data = tmp_path / "d.npz"
     np.savez(data, x=ds.images[:, 0], y=ds.labels)
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    env = {**os.environ, "DRKIT_TEST_GATE": str(gate),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
     args = [sys.executable, "-m", "drkit.cli", *cli_reinforce_args(f"npz:{data}", out)]
+    args[args.index("python:_cli_teachers:slow")] = "python:_gated_teacher:gated"
     first = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not (out / LOCK_FILE).exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.01)
         second = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True, timeout=120)
         assert second.returncode == 2 and f"in use by PID {first.pid}" in second.stderr, second.stderr
+        assert (out / MANIFEST).is_file()  # the loser removed nothing
+        gate.touch()
         assert first.wait(timeout=300) == 0, first.stderr.read()
     finally:
+        gate.touch()
         if first.poll() is None:
             first.kill()
     store = Store.open(out)
