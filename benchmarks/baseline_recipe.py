@@ -12,7 +12,7 @@ same number of epochs twice:
 
 and reports top-1 on all 10,000 test images for each, over ``--seeds`` seeds.
 
-    python benchmarks/baseline_recipe.py --samples 2000 --epochs 6 --seeds 0 1 \\
+    python -m benchmarks.baseline_recipe --samples 2000 --epochs 6 --seeds 0 1 \\
         --json benchmarks/results/baseline_recipe.json
 """
 
@@ -28,14 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import environment, record
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 import drkit
+from benchmarks._common import environment, parse_field, record
+from drkit.data import stratified_subset
 from drkit.models import create_model
-from drkit.runs import stratified_subset, train_run
-from drkit.train import TrainConfig
+from drkit.train.loop import TrainConfig
+from drkit.train.runs import train_run
 
 
 class _Plain(Dataset):
@@ -88,12 +89,13 @@ def drkit_run(train: drkit.ImageDataset, idx: np.ndarray, *, arch: str, epochs: 
 
 
 def _parse_variant(text: str) -> tuple[str, dict[str, object]]:
-    name, _, fields = text.partition("=")
-    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    """``NAME=FIELD:VALUE,...`` as ``(NAME, {FIELD: VALUE})``, each value typed by its TrainConfig field."""
+    name, _, items = text.partition("=")
+    defaults = TrainConfig()
     out: dict[str, object] = {}
-    for item in filter(None, fields.split(",")):
+    for item in filter(None, items.split(",")):
         k, _, v = item.partition(":")
-        out[k] = int(v) if "int" in str(types[k]) else float(v)
+        out[k] = parse_field(defaults, k, v, flag="--variant")
     return name, out
 
 

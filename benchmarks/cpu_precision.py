@@ -14,7 +14,7 @@ the same ``--acc-samples`` Fashion-MNIST images for ``--acc-epochs``, per seed, 
 10,000 test images. drkit makes the faster variant the default on CPU only where accuracy is
 unchanged within the seeds' spread.
 
-    python benchmarks/cpu_precision.py --json benchmarks/results/cpu_precision.json
+    python -m benchmarks.cpu_precision --json benchmarks/results/cpu_precision.json
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import environment, record
 
 import drkit
+from benchmarks._common import environment, record
+from drkit.data import stratified_subset
 from drkit.models import create_model
-from drkit.runs import stratified_subset, train_run
-from drkit.train import TrainConfig
+from drkit.train.loop import TrainConfig
+from drkit.train.runs import train_run
 
 VARIANTS = {"fp32": (False, False), "fp32 channels-last": (False, True), "bf16 + channels-last": (True, True)}
 

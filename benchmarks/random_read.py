@@ -17,7 +17,7 @@ teacher, k=10 (``--store PATH`` times an existing store instead).
 
 Run (about half a minute on 2 CPU cores)::
 
-    python benchmarks/random_read.py --json benchmarks/results/random_read.json
+    python -m benchmarks.random_read --json benchmarks/results/random_read.json
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment, record
-
-# store_size.py sits next to this script (sys.path[0] when run as a script).
-from store_size import TemplateTeacher, synthetic_dataset
 
 import drkit
+from benchmarks._common import environment, record
+from benchmarks.store_size import TemplateTeacher, synthetic_dataset
 
 
 def make_store(out: Path, args: argparse.Namespace) -> drkit.Store:

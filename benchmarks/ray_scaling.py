@@ -23,7 +23,7 @@ sklearn digits if absent), policy ``randaugment``. Teacher: ``--members`` random
 
 Run (about 6 minutes on 2 CPU cores)::
 
-    python benchmarks/ray_scaling.py --json benchmarks/results/ray_scaling.json
+    python -m benchmarks.ray_scaling --json benchmarks/results/ray_scaling.json
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment, load_data, record
 from torch import nn
 
 import drkit
+from benchmarks._common import environment, load_data, record
 from drkit.data import ImageDataset
 from drkit.models import SmallCNN
-from drkit.ray_engine import RayOptions
-from drkit.reinforce import ReinforceConfig
+from drkit.reinforce.config import ReinforceConfig
+from drkit.reinforce.ray_engine import RayOptions
 
 
 def make_members(count: int, dataset: ImageDataset) -> list[nn.Module]:

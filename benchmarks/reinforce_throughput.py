@@ -28,7 +28,7 @@ weights do not change the cost. Everything is warmed up before timing.
 
 Run (2-3 minutes on 2 idle CPU cores)::
 
-    python benchmarks/reinforce_throughput.py --json benchmarks/results/reinforce_throughput.json
+    python -m benchmarks.reinforce_throughput --json benchmarks/results/reinforce_throughput.json
 """
 
 from __future__ import annotations
@@ -46,15 +46,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment, load_data, record
 from torch import nn
 
 import drkit
+from benchmarks._common import environment, load_data, record
+from drkit.augment.policies import Policy, PolicyConfig
 from drkit.data import ImageDataset
+from drkit.inference import best_device
 from drkit.models import SmallCNN, create_model
-from drkit.policies import Policy, PolicyConfig
-from drkit.reinforce import AugmentedRecords, ReinforceConfig
-from drkit.teachers import TeacherEnsemble, best_device
+from drkit.reinforce.compute import AugmentedRecords
+from drkit.reinforce.config import ReinforceConfig
+from drkit.reinforce.teachers import TeacherEnsemble
 
 # --------------------------------------------------------------------------- set-up
 

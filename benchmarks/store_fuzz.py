@@ -25,7 +25,7 @@ apart from the silent changes of the other half. The checksums guard against acc
 
 Goal: 0 unrelated exceptions, 0 hangs, 0 silent changes. Run (about 2 minutes for 10,000 cases on 2 CPU cores)::
 
-    python benchmarks/store_fuzz.py --cases 10000 --json benchmarks/results/store_fuzz.json
+    python -m benchmarks.store_fuzz --cases 10000 --json benchmarks/results/store_fuzz.json
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ import numpy as np
 import torch
 
 import drkit
+from benchmarks._common import environment, record
 from drkit.errors import DrkitError
-from drkit.manifest import seal
 from drkit.models import SmallCNN
-from drkit.store import MANIFEST, Store
+from drkit.reinforce.manifest import seal
+from drkit.reinforce.store import MANIFEST, Store
 
 STORES = {  # name -> reinforce settings
     "sparse-mixing": {"policy": "randaugment+mixing", "topk": 3},
@@ -377,9 +378,6 @@ def fuzz(cases: int, seed: int, timeout: float, resealed: float = 0.5,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import environment, record
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", type=int, default=10000, help="fuzz cases (default 10000)")
     p.add_argument("--seed", type=int, default=0)

@@ -25,7 +25,7 @@ reported next to the sizes so the gzip figure can be judged.
 
 Run (1-2 minutes on 2 CPU cores)::
 
-    python benchmarks/store_size.py --json benchmarks/results/store_size.json
+    python -m benchmarks.store_size --json benchmarks/results/store_size.json
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import environment, record
 from torch import nn
 
 import drkit
+from benchmarks._common import environment, record
 from drkit.data import ArrayDataset
 
 POLICIES = ("cropflip", "randaugment", "mixing", "randaugment+mixing")

@@ -9,7 +9,7 @@
 Each timing is the median of ``--repeats`` alternating measurements, so a slow spell of the
 machine hits both sides of a ratio.
 
-    python benchmarks/train_cost.py --samples 8192 --json benchmarks/results/train_cost.json
+    python -m benchmarks.train_cost --samples 8192 --json benchmarks/results/train_cost.json
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 import torch
-from _common import environment, load_data, record
 from torch.utils.data import DataLoader
 
 import drkit
+from benchmarks._common import environment, load_data, record
 from drkit.models import create_model
-from drkit.train import FreshAugmented, TrainConfig, Trainer
+from drkit.train.fresh import FreshAugmented
+from drkit.train.loop import TrainConfig, Trainer
 
 
 def make_teacher(arch: str, members: int, ds: drkit.ImageDataset) -> drkit.TeacherEnsemble:

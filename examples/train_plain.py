@@ -1,6 +1,9 @@
-"""The same PyTorch training loop twice: train_plain.py (ERM) and train_reinforced.py (DR).
+"""The same PyTorch training loop twice: train_plain.py (a plain torchvision loop, ERM) and
+train_reinforced.py (DR on a drkit store).
 
-The two files differ only in the lines marked ``# drkit``: wrap the dataset, change the loss.
+What changes is marked ``# drkit`` in train_reinforced.py: the dataset (the store replaces your
+augmentation transform), ``set_epoch``, the unpacked triple and the loss — 4 lines; your transform
+and its dataset wrapper (marked ``# plain`` here) are no longer needed.
 Run ``drkit demo`` first (it makes the store), then:  python examples/train_reinforced.py
 EPOCHS and STORE can be set in the environment.
 """
@@ -10,24 +13,38 @@ import os
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from torch.utils.data import Dataset  # plain
+from torchvision.transforms import v2  # plain
 
 import drkit
-from drkit.train import FreshAugmented
 
 EPOCHS, STORE = int(os.environ.get("EPOCHS", 30)), os.environ.get("STORE", "runs/demo/digits+")
 torch.manual_seed(0)
 base, test = drkit.load_dataset("digits"), drkit.load_dataset("digits:test")
-train_set = FreshAugmented(base, "randaugment")  # drkit
+
+
+class Augmented(Dataset):  # plain: your dataset with a torchvision v2 transform
+    transform = v2.Compose([v2.RandomResizedCrop(8, scale=(0.35, 1.0), antialias=True),  # plain
+                            v2.RandomHorizontalFlip(), v2.RandAugment(),  # plain
+                            v2.ToDtype(torch.float32, scale=True), v2.RandomErasing(0.25)])  # plain
+
+    def __len__(self):  # plain
+        return len(base)  # plain
+
+    def __getitem__(self, i):  # plain
+        return self.transform(base.image(i)), int(base.labels[i])  # plain
+
+
+train_set = Augmented()  # plain
 loader = DataLoader(train_set, batch_size=128, shuffle=True, num_workers=2)
 model = drkit.create_model("smallcnn-16", num_classes=10, in_chans=1, image_size=(8, 8))
 opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
 sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=EPOCHS * len(loader))
 
 for epoch in range(EPOCHS):
-    train_set.set_epoch(epoch)  # new augmentations (or new stored ones) every epoch
     model.train()
-    for x, target, label in loader:
-        loss = F.cross_entropy(model(x), label)  # drkit
+    for x, label in loader:
+        loss = F.cross_entropy(model(x), label)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -1,6 +1,11 @@
-"""The same PyTorch training loop twice: train_plain.py (ERM) and train_reinforced.py (DR).
+"""The same PyTorch training loop twice: train_plain.py (a plain torchvision loop, ERM) and
+train_reinforced.py (DR on a drkit store).
 
-The two files differ only in the lines marked ``# drkit``: wrap the dataset, change the loss.
+What changes is marked ``# drkit`` here: the dataset (the store replaces your augmentation
+transform), ``set_epoch``, the unpacked triple and the loss — 4 lines. An item is
+``(view, target, label)``: the stored augmentation replayed exactly (float32 ``(C, H, W)`` in
+[0, 1], not normalised — normalise in your model as you would), the teacher's soft label (float32
+``(classes,)``, summing to 1) and the original label (int).
 Run ``drkit demo`` first (it makes the store), then:  python examples/train_reinforced.py
 EPOCHS and STORE can be set in the environment.
 """
@@ -12,7 +17,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import drkit
-from drkit.train import FreshAugmented
 
 EPOCHS, STORE = int(os.environ.get("EPOCHS", 30)), os.environ.get("STORE", "runs/demo/digits+")
 torch.manual_seed(0)
@@ -24,9 +28,9 @@ opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
 sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=EPOCHS * len(loader))
 
 for epoch in range(EPOCHS):
-    train_set.set_epoch(epoch)  # new augmentations (or new stored ones) every epoch
+    train_set.set_epoch(epoch)  # drkit: another stored augmentation per sample each epoch
     model.train()
-    for x, target, label in loader:
+    for x, target, label in loader:  # drkit
         loss = drkit.soft_target_cross_entropy(model(x), target)  # drkit
         opt.zero_grad()
         loss.backward()

@@ -22,7 +22,7 @@ from drkit.data import (
     to_uint8_channels,
 )
 from drkit.errors import DataError
-from drkit.evaluate import evaluate_model
+from drkit.evaluate.evaluation import evaluate_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RUN = {"policy": "cropflip", "num_augs": 2, "topk": 2, "shard_size": 8, "teacher_batch": 8, "batch_size": 8,

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 import drkit
-from drkit.cli import main
+from drkit.cli.main import main
 from drkit.errors import ConfigError, TeacherError
-from drkit.teach import TeachConfig, _ensemble_probs, fit_temperature, teach, teacher_summary
-from drkit.teachers import EnsembleFile, expand_teachers, prepare_teacher
-from drkit.train import TrainConfig
+from drkit.evaluate.calibration import ensemble_probs as _ensemble_probs
+from drkit.evaluate.calibration import fit_temperature
+from drkit.reinforce.teachers import EnsembleFile, expand_teachers, prepare_teacher
+from drkit.teach import TeachConfig, teach, teacher_summary
+from drkit.train.loop import TrainConfig
 
 
 def _digits600():

@@ -10,7 +10,7 @@ Two measurements on the run's saved models (nothing is retrained):
 2. the teacher ensemble's NLL, ECE and mean confidence at several member temperatures, on clean
    training images the teachers never saw and on one ``policy`` view of each (the views a store holds).
 
-    python benchmarks/fmnist_plus/calibration.py runs/fmnist_plus-b32-t05
+    python -m benchmarks.fmnist_plus.calibration runs/fmnist_plus-b32-t05
 
 Writes ``calibration.json`` into the run folder and prints the tables (docs/results/fmnist_plus.md).
 """
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 import drkit
+from drkit.augment.policies import Policy
+from drkit.data import stratified_subset
+from drkit.inference import predict_probs
 from drkit.metrics import classification_metrics, ece
-from drkit.policies import Policy
-from drkit.runs import stratified_subset
-from drkit.train import predict_probs
 
 TEMPERATURES = (0.3, 0.5, 0.7, 1.0, 1.5)
 
@@ -70,7 +70,7 @@ def students(out: Path, test: Any, reported: int) -> list[dict[str, Any]]:
               + f"  confidence - top-1 (all) {row['all']['confidence'] - row['all']['top1']:+.3f}", flush=True)
     if not rows:
         raise SystemExit(f"{out / 'arms'} holds no finished main students (main-*.json): run "
-                         "benchmarks/fmnist_plus/run.py with this --out first")
+                         "benchmarks/fmnist_plus/fmnist_harness.py with this --out first")
     return rows
 
 
@@ -91,7 +91,7 @@ def ratios(rows: list[dict[str, Any]], split: str) -> dict[str, float]:
 
 def teachers(out: Path, profile: dict[str, Any], held_out: int = 2000) -> dict[str, Any]:
     full = drkit.load_dataset("fashion-mnist")
-    used = stratified_subset(full.labels, profile["train_samples"] / len(full), seed=0)  # run.py's training images
+    used = stratified_subset(full.labels, profile["train_samples"] / len(full), seed=0)  # the harness's training images
     rest = np.setdiff1d(np.arange(len(full)), used)
     pick = rest[stratified_subset(full.labels[rest], held_out / len(rest), seed=1)]
     raw = torch.from_numpy(full.images[pick])
@@ -117,7 +117,7 @@ def teachers(out: Path, profile: dict[str, Any], held_out: int = 2000) -> dict[s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out", type=Path, help="a finished run folder of benchmarks/fmnist_plus/run.py")
+    ap.add_argument("out", type=Path, help="a finished run folder of benchmarks/fmnist_plus/fmnist_harness.py")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ teachers' forward pass on every augmented batch. The cost does not depend on wha
 so this script times it with freshly initialised teachers of each size — no teacher training — on the
 fmnist_plus standard profile's students, images and batch size:
 
-    python benchmarks/fmnist_plus/time_ratio.py --out runs/time_ratio
+    python -m benchmarks.fmnist_plus.time_ratio --out runs/time_ratio
 
 For every student: ERM, DR (a store of the same images) and KD with ``--members`` copies of each
 ``--teachers`` architecture, each trained ``--epochs`` epochs on ``--images`` Fashion-MNIST training
@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 import drkit
+from drkit.data import stratified_subset
+from drkit.inference import best_device
 from drkit.models import create_model
-from drkit.runs import stratified_subset, train_run
-from drkit.teachers import best_device
-from drkit.train import TrainConfig
+from drkit.train.loop import TrainConfig
+from drkit.train.runs import train_run
 
 STUDENTS = ("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini-4")
 TEACHERS = ("smallcnn-48", "resnet18", "resnet34", "resnet50")

@@ -4,12 +4,12 @@ A class-conditional generator (``drkit synth fit-generator``'s model) is fit on 
 real Fashion-MNIST training images; ``--cas-images`` images are generated ("A photo of a c, c, and
 c", an equal number per class); a classifier trained only on them is tested on the real test set.
 The same classifier trained on the generator's real training images is the reference. The
-synthetic-support benchmark (``run.py``) measures CAS for its limited-data generator (1,000 images);
+synthetic-support benchmark (``synth_harness``) measures CAS for its limited-data generator (1,000 images);
 this script measures the generator at the size CAS is usually quoted for.
 
-    python benchmarks/synth/cas.py                           # 10,000 real images, 6,000 steps: CAS 76.5 %
-    python benchmarks/synth/cas.py --steps 3000              # half the steps: CAS 64.3 %
-    python benchmarks/synth/cas.py --steps 1500 --cas-images 2000 --out runs/synth-cas-small
+    python -m benchmarks.synth.cas                           # 10,000 real images, 6,000 steps: CAS 76.5 %
+    python -m benchmarks.synth.cas --steps 3000              # half the steps: CAS 64.3 %
+    python -m benchmarks.synth.cas --steps 1500 --cas-images 2000 --out runs/synth-cas-small
 
 Cached in ``--out``: the generator resumes or is reused, the CAS arm is skipped when done.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,10 +27,9 @@ import numpy as np
 import torch
 
 import drkit
+from benchmarks._common import command_line
+from benchmarks.synth.synth_harness import PROFILES, Bench, generator_indices
 from drkit.synth import LocalDiffusionConfig, fit_local_generator
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/synth/run.py
-from run import PROFILES, Bench, generator_indices  # noqa: E402
 
 
 def main() -> None:
@@ -66,7 +64,7 @@ def main() -> None:
     fit_seconds = time.perf_counter() - t0
     cas = bench.cas(gen, train, test)
     generator = json.loads((args.out / "generator" / "generator.json").read_text())
-    result = {"command": "python benchmarks/synth/cas.py " + " ".join(sys.argv[1:]), "train_images": len(train),
+    result = {"command": command_line(), "train_images": len(train),
               "test_images": len(test),
               "generator": generator, "generator_seconds_this_call": fit_seconds, **cas}
     (args.out / "cas.json").write_text(json.dumps(result, indent=2) + "\n")

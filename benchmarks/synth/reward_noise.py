@@ -3,7 +3,7 @@ and "probe": one pretrained classifier, every domain × every pure-class prompt,
 from the same classifier with two image seeds (``reset(seed)``). Reports the correlation of the two
 rewards over prompts and the variance between prompts over the variance between image seeds.
 
-    python benchmarks/synth/reward_noise.py --generator runs/synth-quick/generator
+    python -m benchmarks.synth.reward_noise --generator runs/synth-quick/generator
 
 A reward an agent can learn from varies between prompts far more than between draws of the same
 prompt. Note that "step" here repeats the epoch's shuffling for both draws (its training seed is the
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,11 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.synth.synth_harness import PROFILES, load_data
 from drkit.synth import Prompt, SupportSetBuilder, SynthConfig
 from drkit.synth.local import LocalGenerator
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/synth/run.py
-from run import PROFILES, load_data  # noqa: E402
 
 
 def main() -> None:

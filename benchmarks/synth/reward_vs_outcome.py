@@ -1,10 +1,10 @@
 """Does an agent run's reward predict what its support set does in the final training?
 
-For every agent run of the given ``run.py`` output folders: the mean reward per step against the
+For every agent run of the given ``synth_harness`` output folders: the mean reward per step against the
 final classifier's test top-1 gain over "none" (same seed, first-class labels). Pearson and Spearman
 correlation over all runs and within each folder. Reads ``results.json``; computes nothing new.
 
-    python benchmarks/synth/reward_vs_outcome.py runs/synth-pretrained-probe runs/synth-pretrained6k-probe \
+    python -m benchmarks.synth.reward_vs_outcome runs/synth-pretrained-probe runs/synth-pretrained6k-probe \
         runs/synth-pretrained6k-probe-one
 """
 
@@ -40,7 +40,7 @@ def correlations(rows: list[tuple[str, int, float, float]]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="output folders of benchmarks/synth/run.py")
+    ap.add_argument("runs", nargs="+", type=Path, help="output folders of benchmarks/synth/synth_harness.py")
     args = ap.parse_args()
     every = []
     print("| runs | agent runs | Pearson | Spearman (p) |\n|---|---|---|---|")

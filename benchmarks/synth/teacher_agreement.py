@@ -1,8 +1,8 @@
 """Does the teacher recognise the generated images it labels? For each teacher-label store of a
-benchmarks/synth/run.py run: the share of stored views whose teacher top class is the image's prompt
+benchmarks/synth/synth_harness.py run: the share of stored views whose teacher top class is the image's prompt
 (first) class, and the teacher's mean probability of that class.
 
-    python benchmarks/synth/teacher_agreement.py runs/synth-pretrained6k-probe-one-resnet-teacher
+    python -m benchmarks.synth.teacher_agreement runs/synth-pretrained6k-probe-one-resnet-teacher
 
 Reads ``RUN/stores/AGENT-sSEED`` (made by ``drkit reinforce imagefolder:RUN/support/AGENT-sSEED``) and
 the support set's labels; prints one line per agent, pooled over seeds.
@@ -30,7 +30,7 @@ def agreement(store: drkit.Store, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("runs", type=Path, nargs="+", help="finished benchmarks/synth/run.py folders")
+    ap.add_argument("runs", type=Path, nargs="+", help="finished benchmarks/synth/synth_harness.py folders")
     args = ap.parse_args()
     for run in args.runs:
         by_agent: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}

@@ -5,11 +5,14 @@ ensemble is run once over many parametrized augmentations of every sample; the p
 teacher's sparsified output are stored, and training replays them with soft targets.
 """
 
-__version__ = "0.1.0"
+import sys
 
-from .audit import audit_store  # noqa: E402
-from .certify import CertifyConfig  # noqa: E402
-from .corruptions import CORRUPTIONS, SHIFTS, corrupt  # noqa: E402
+from . import _compat  # noqa: E402
+from ._version import __version__
+
+_compat.install()  # drkit 0.1's module paths (drkit.runs, drkit.store, ...) as warning aliases, for one release
+
+from .augment.policies import POLICIES, Policy, PolicyConfig  # noqa: E402
 from .data import ImageDataset, dataset_fingerprint, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
     ConfigError,
@@ -20,20 +23,24 @@ from .errors import (  # noqa: E402
     StoreMismatchError,
     TeacherError,
 )
-from .evaluate import evaluate_model, evaluate_run  # noqa: E402
-from .losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
+from .evaluate.audit import audit_store  # noqa: E402
+from .evaluate.certify import CertifyConfig  # noqa: E402
+from .evaluate.corruptions import CORRUPTIONS, SHIFTS, corrupt  # noqa: E402
+from .evaluate.evaluation import EvalConfig, Evaluation, evaluate_model, evaluate_run  # noqa: E402
+from .evaluate.report import compare  # noqa: E402
 from .metrics import classification_metrics, evaluation_metrics  # noqa: E402
 from .models import create_model  # noqa: E402
-from .policies import POLICIES, Policy, PolicyConfig  # noqa: E402
-from .ray_engine import RayOptions  # noqa: E402  (Ray itself is imported only when used)
-from .reinforce import ReinforceConfig, reinforce  # noqa: E402
-from .reinforced import ReinforcedDataset  # noqa: E402
-from .report import compare  # noqa: E402
-from .runs import train_run  # noqa: E402
-from .store import Store  # noqa: E402
-from .targets import densify, topk_sparsify  # noqa: E402
-from .teachers import TeacherEnsemble, load_teacher  # noqa: E402
-from .train import FreshAugmented, TrainConfig, Trainer, train  # noqa: E402
+from .reinforce.config import ReinforceConfig  # noqa: E402
+from .reinforce.engine import reinforce  # noqa: E402
+from .reinforce.ray_engine import RayOptions  # noqa: E402  (Ray itself is imported only when used)
+from .reinforce.store import Store  # noqa: E402
+from .reinforce.targets import densify, topk_sparsify  # noqa: E402
+from .reinforce.teachers import TeacherEnsemble, load_teacher  # noqa: E402
+from .train.fresh import FreshAugmented  # noqa: E402
+from .train.loop import TrainConfig, Trainer, train  # noqa: E402
+from .train.losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
+from .train.reinforced_dataset import ReinforcedDataset  # noqa: E402
+from .train.runs import RunConfig, TrainResult, train_run  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -53,6 +60,8 @@ __all__ = [
     "classification_metrics",
     "evaluation_metrics",
     "evaluate_run",
+    "EvalConfig",
+    "Evaluation",
     "evaluate_model",
     "corrupt",
     "CORRUPTIONS",
@@ -69,6 +78,8 @@ __all__ = [
     "RayOptions",
     "ReinforcedDataset",
     "train_run",
+    "RunConfig",
+    "TrainResult",
     "Store",
     "densify",
     "topk_sparsify",
@@ -79,3 +90,10 @@ __all__ = [
     "Trainer",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:  # drkit.store, drkit.runs, ... (drkit 0.1's flat modules)
+    old = f"{__name__}.{name}"
+    if old in _compat.MOVED_MODULES:
+        return sys.modules[old]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,14 +24,19 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.datasets import FashionMNIST
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms.v2 import functional as F
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = [
     "ImageDataset",
@@ -192,12 +197,10 @@ def _pil_to_tensor(image: Any) -> torch.Tensor:
 
 def _decode(path: Path) -> torch.Tensor:
     """The raw decoded image (torchvision's decoders; PIL for what they do not read, e.g. BMP)."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
 
     try:
         img = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
     except Exception:  # torchvision raises RuntimeError with little context; PIL says more, reads more
-        from PIL import Image
 
         with Image.open(path) as im:
             im.load()
@@ -300,7 +303,6 @@ class ImageFolderDataset(ImageDataset):
                     labels.append(label)
         if not files:
             raise DataError(f"imagefolder: no images ({', '.join(IMAGE_SUFFIXES)}) under {self.root}/<class>/")
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             scanned = list(pool.map(_scan, files))
@@ -360,7 +362,6 @@ def center_fit(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``image`` (C, H, W) resized (bilinear, antialiased) until it covers ``size`` with its aspect
     ratio kept, then centre-cropped to ``size``: the usual evaluation transform. Unchanged when
     it already has that size."""
-    from torchvision.transforms.v2 import functional as F
 
     h, w = (int(v) for v in image.shape[-2:])
     th, tw = size
@@ -400,6 +401,7 @@ def fit_images(dataset: ImageDataset, size: tuple[int, int]) -> ImageDataset:
 
 
 def _load_digits(split: str) -> ArrayDataset:
+    # scikit-learn takes 1-3 s to import and only this dataset needs it: imported on use
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -439,7 +441,6 @@ def _load_fashion_mnist(split: str, download: bool, root: str | None) -> ArrayDa
             "`apt-get install dataset-fashion-mnist`, set $DRKIT_FASHION_MNIST to a folder with the IDX "
             "files, or pass download=True (--download) to fetch it with torchvision."
         )
-    from torchvision.datasets import FashionMNIST
 
     target = Path(root or Path.home() / ".cache" / "drkit")
     ds = FashionMNIST(str(target), train=split == "train", download=True)
@@ -531,3 +532,15 @@ def dataset_fingerprint(dataset: ImageDataset) -> dict[str, Any]:
         "content_sha256": h.hexdigest(),
         "content_items": len(idx),
     }
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, *, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``fraction`` of each class (at least one per class), chosen by ``seed``."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"train fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        picked.append(rng.choice(idx, size=max(1, int(round(fraction * len(idx)))), replace=False))
+    return np.sort(np.concatenate(picked))

@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .data import ImageDataset, load_dataset
-from .reinforce import ReinforceConfig, reinforce
-from .runs import train_run
+from .evaluate.evaluation import evaluate_run
+from .evaluate.report import write_report
+from .reinforce.config import ReinforceConfig
+from .reinforce.engine import reinforce
 from .teach import TEACH_TRAIN_DEFAULTS, TeachConfig, teach
-from .train import TrainConfig
+from .train.loop import TrainConfig
+from .train.runs import train_run
 
 __all__ = ["DemoConfig", "run_demo"]
 
@@ -73,8 +76,6 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = True) -> dict
 
 def _evaluate_students(result: dict[str, Any], test_set: ImageDataset, out: Path, seed: int) -> None:
     """Corruption/shift accuracy of each student (mCE relative to ERM) and the comparison report."""
-    from .evaluate import evaluate_run
-    from .report import write_report
 
     evals = {}
     for mode in ("erm", "dr"):

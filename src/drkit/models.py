@@ -36,7 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
+from safetensors.torch import load_file
+from timm.models import adapt_input_conv
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from .errors import ConfigError, TeacherError
@@ -71,7 +75,6 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise TeacherError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
 
             state: Any = load_file(str(path))
         else:
@@ -160,7 +163,6 @@ def _pretrained_overlay(spec: ArchSpec) -> dict[str, Any] | None:
     hands timm the state dict, with the file's own class count so that a head that fits is kept."""
     if spec.file is None:
         return None
-    import timm
 
     state = load_state_dict(spec.file)
     cfg = timm.models.get_pretrained_cfg(spec.name)
@@ -187,8 +189,6 @@ def _hub_error(spec: ArchSpec, e: Exception) -> ConfigError:
 
 
 def _timm_model(spec: ArchSpec, num_classes: int, in_chans: int, image_size: tuple[int, int]) -> nn.Module:
-    import timm
-
     name = spec.name
     small = min(image_size) < _SMALL
     kwargs: dict[str, object] = {"num_classes": num_classes, "in_chans": in_chans}
@@ -237,8 +237,6 @@ def _adapt_stem(model: nn.Module, in_chans: int, *, unstride: bool, pretrained: 
 
 
 def _vit_mini(num_classes: int, in_chans: int, image_size: tuple[int, int], depth: int) -> nn.Module:
-    from timm.models.vision_transformer import VisionTransformer
-
     patch = 4 if min(image_size) < _SMALL else 16
     if image_size[0] % patch or image_size[1] % patch:
         patch = 2 if image_size[0] % 2 == 0 and image_size[1] % 2 == 0 else 1
@@ -305,7 +303,6 @@ def adapt_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[
     timm does for pretrained weights (RGB -> grayscale: summed over the channels). Tensors whose
     shape still differs (a head for another class count) are left out. Returns the fitted state
     and the model's tensor names left at their fresh initialisation."""
-    from timm.models import adapt_input_conv
 
     own = model.state_dict()
     fit: dict[str, torch.Tensor] = {}

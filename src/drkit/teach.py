@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -36,15 +35,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import ImageDataset, fit_images, load_dataset
+from .augment.policies import POLICIES
+from .data import ImageDataset, fit_images, load_dataset, stratified_subset
 from .errors import ConfigError
+from .evaluate.calibration import ensemble_probs, fit_temperature
+from .evaluate.robustness import robustness_eval
+from .inference import best_device, image_batches
 from .metrics import classification_metrics
-from .models import ArchSpec
-from .policies import POLICIES
-from .robustness import image_batches, robustness_eval
-from .runs import default_eval_data, load_run_model, stratified_subset, train_run
-from .teachers import ENSEMBLE_FILE, EnsembleFile, TeacherEnsemble, best_device
-from .train import TrainConfig
+from .models import ArchSpec, create_model
+from .reinforce.teachers import ENSEMBLE_FILE, EnsembleFile, TeacherEnsemble
+from .train.loop import TrainConfig
+from .train.runs import default_eval_data, load_run_model, train_run
 
 __all__ = ["TeachConfig", "TeachResult", "teach", "fit_temperature", "teacher_summary"]
 
@@ -118,33 +119,6 @@ def _logits(model: nn.Module, dataset: ImageDataset, batch_size: int = 512) -> n
     for _, x in image_batches(dataset, np.arange(len(dataset)), batch_size):
         out.append(model(x.to(device).float() / 255.0).double().cpu())
     return torch.cat(out).numpy()
-
-
-def _ensemble_probs(logits: Sequence[np.ndarray], temperature: float) -> np.ndarray:
-    """Mean of the members' ``softmax(logits / T)``, as :class:`TeacherEnsemble` computes it."""
-    total = 0.0
-    for z in logits:
-        z = z / temperature
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        total = total + p / p.sum(axis=1, keepdims=True)
-    return total / len(logits)
-
-
-def fit_temperature(logits: Sequence[np.ndarray], labels: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    """The softmax temperature of an ensemble (mean of softmax(z/T)) with the least NLL on
-    ``labels`` — a 1-D bounded search over log T."""
-    from scipy.optimize import minimize_scalar
-
-    labels = np.asarray(labels)
-
-    def nll(log_t: float) -> float:
-        p = _ensemble_probs(logits, math.exp(log_t))[np.arange(len(labels)), labels]
-        return float(-np.log(np.clip(p, 1e-12, None)).mean())
-
-    res = minimize_scalar(nll, bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
-                          options={"xatol": 1e-4})
-    return float(math.exp(res.x))
 
 
 def _scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -236,11 +210,11 @@ def teach(
     ensemble = TeacherEnsemble(models, temperature=temperature)
     ens: dict[str, Any] = {"arch": "ensemble", "run": str(root), "train_seconds": sum(r["train_seconds"] for r in members),
                            "temperature": temperature,
-                           "holdout": _scores(_ensemble_probs(held_logits, temperature), held.labels),
-                           "holdout_t1": _scores(_ensemble_probs(held_logits, 1.0), held.labels)}
+                           "holdout": _scores(ensemble_probs(held_logits, temperature), held.labels),
+                           "holdout_t1": _scores(ensemble_probs(held_logits, 1.0), held.labels)}
     if eval_set is not None:
         eval_fit = fit_images(eval_set, size)
-        ens["eval"] = _scores(_ensemble_probs([_logits(m, eval_fit) for m in models], temperature), eval_set.labels)
+        ens["eval"] = _scores(ensemble_probs([_logits(m, eval_fit) for m in models], temperature), eval_set.labels)
     robust_set = fit_images(eval_set, size) if eval_set is not None else held_fit
     ens["corruption_accuracy"] = _corruption_accuracy(ensemble, robust_set, cfg.robust_samples, tcfg.seed)
     say(f"teach: ensemble temperature {temperature:.3f} (min NLL on the held-out split): held-out top-1 "
@@ -256,8 +230,6 @@ def teach(
 
 
 def _check_archs(archs: Sequence[str], dataset: ImageDataset, image_size: int | None) -> None:
-    from .models import create_model
-
     c, h, w = dataset.image_shape
     size = (image_size, image_size) if image_size else (h, w)
     for arch in archs:  # pretrained weights are not fetched for this check: the shapes are the same
@@ -300,7 +272,7 @@ def _evaluate_member(model: nn.Module, run_dir: Path, arch: str, metrics: dict[s
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    return _ensemble_probs([z], 1.0)
+    return ensemble_probs([z], 1.0)
 
 
 def teacher_summary(specs: Sequence[str | nn.Module]) -> list[str]:

@@ -21,9 +21,10 @@ importing this package does not: each is imported where it is used, with an erro
 from typing import Any
 
 from .builder import SupportSetBuilder, SynthConfig, split_validation
-from .generators import DiffusersGenerator, Generator, load_generator
+from .generators import DiffusersGenerator, Generator
 from .local import LocalDiffusionConfig, LocalGenerator, fit_local_generator
 from .prompts import DEFAULT_DOMAINS, Prompt, format_prompt
+from .registry import load_generator
 from .reward import Reward, Validation, compute_reward, validate
 from .support import load_support_set, support_training_set, write_support_set
 

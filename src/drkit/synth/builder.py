@@ -22,12 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import ArrayDataset, ImageDataset
+from ..data import ArrayDataset, ImageDataset, stratified_subset
 from ..errors import ConfigError, DataError
 from ..models import create_model
-from ..runs import stratified_subset
-from ..train import TrainConfig, Trainer
-from ..train import train as fit
+from ..train.loop import TrainConfig, Trainer
+from ..train.loop import train as fit
 from .generators import Generator
 from .prompts import CLASS_SLOTS, Prompt
 from .reward import Reward, Validation, compute_reward, validate

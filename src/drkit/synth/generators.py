@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.transforms.v2 import functional as F
 
 from ..errors import ConfigError, DataError
-from ..teachers import best_device
+from ..inference import best_device
 from .prompts import DEFAULT_DOMAINS, Prompt
 
-__all__ = ["Generator", "DiffusersGenerator", "load_generator", "image_seeds", "to_image_shape", "require"]
+__all__ = ["Generator", "DiffusersGenerator", "image_seeds", "to_image_shape", "require"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ def image_seeds(seed: int, count: int) -> list[int]:
 def to_image_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     """Float images ``(N, C', H', W')`` in [0, 1] -> uint8 ``(N, *shape)``: antialiased resize, RGB
     to luminance (or gray to RGB) so that a text-to-image model feeds a 28×28 grayscale dataset."""
-    from torchvision.transforms.v2 import functional as F
 
     c, h, w = shape
     x = images.float().clamp(0, 1)
@@ -148,27 +148,3 @@ def _load_pipeline(name: str, allow_download: bool) -> Any:
     except Exception as e:
         hint = "" if allow_download else " (local files only: pass allow_download=True / --allow-download to fetch it)"
         raise ConfigError(f"cannot load diffusers pipeline {name!r}{hint}: {e}") from e
-
-
-def load_generator(spec: str | Generator, *, class_names: Sequence[str], image_shape: tuple[int, int, int],
-                   domains: Sequence[str] | None = None, device: str | None = None, **options: Any) -> Generator:
-    """``local:DIR`` (a checkpoint of ``drkit synth fit-generator``) or ``diffusers:PATH_OR_ID``;
-    a :class:`Generator` passes through. ``options`` go to the generator's constructor."""
-    if isinstance(spec, Generator):
-        return spec
-    kind, _, arg = str(spec).partition(":")
-    if kind == "local" and arg:
-        from .local import LocalGenerator
-
-        gen: Generator = LocalGenerator.load(arg, device=device, **options)
-        if list(class_names) != gen.class_names:
-            raise ConfigError(f"generator {arg} was trained on classes {gen.class_names}, not {list(class_names)}")
-        if tuple(image_shape) != gen.image_shape:
-            raise ConfigError(f"generator {arg} makes {gen.image_shape} images, the dataset has {tuple(image_shape)}")
-        if domains is not None and list(domains) != gen.domains:
-            raise ConfigError(f"generator {arg} knows the domains {gen.domains}, not {list(domains)}")
-        return gen
-    if kind == "diffusers" and arg:
-        return DiffusersGenerator(arg, class_names, image_shape, domains=domains or DEFAULT_DOMAINS, device=device,
-                                  **options)
-    raise ConfigError(f"unknown generator {spec!r}: use local:DIR (drkit synth fit-generator) or diffusers:PATH_OR_ID")

@@ -31,12 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torchvision.transforms.v2 import functional as F
 
 from .._progress import progress_bar
 from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError, DataError
-from ..teachers import best_device
+from ..inference import best_device
 from .generators import Generator, image_seeds, require
 from .prompts import DEFAULT_DOMAINS, Prompt
 
@@ -59,7 +61,6 @@ def _sketch(x: torch.Tensor) -> torch.Tensor:
 
 def _close_up(x: torch.Tensor) -> torch.Tensor:
     """The centre 70 % of the image, enlarged back to full size."""
-    from torchvision.transforms.v2 import functional as F
 
     h, w = x.shape[-2:]
     ch, cw = max(1, round(0.7 * h)), max(1, round(0.7 * w))
@@ -67,8 +68,6 @@ def _close_up(x: torch.Tensor) -> torch.Tensor:
 
 
 def _blurry(x: torch.Tensor) -> torch.Tensor:
-    from torchvision.transforms.v2 import functional as F
-
     return F.gaussian_blur(x, [5, 5], [1.2, 1.2])
 
 
@@ -170,7 +169,6 @@ class LocalGenerator(Generator):
     def load(cls, directory: str | os.PathLike[str], *, device: str | None = None, sample_steps: int | None = None,
              guidance_scale: float | None = None, batch_size: int = 256) -> LocalGenerator:
         """A checkpoint folder of :func:`fit_local_generator`; sampling settings may be overridden."""
-        from safetensors.torch import load_file
 
         root = Path(directory)
         if not (root / META).is_file() or not (root / CHECKPOINT).is_file():
@@ -238,7 +236,6 @@ def fit_local_generator(data: str | ImageDataset, out: str | os.PathLike[str],
     A finished checkpoint with the same settings is loaded, not retrained; an interrupted run
     resumes from its last ``state.safetensors``; other settings in ``out`` are an error.
     """
-    from safetensors.torch import load_file, save_file
 
     cfg = config or LocalDiffusionConfig()
     unknown = [d for d in domains if d not in STYLES]

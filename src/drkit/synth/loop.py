@@ -24,10 +24,12 @@ from torch import nn
 from .._progress import progress_bar
 from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError
+from ..reinforce.teachers import prepare_teacher
 from .agents import make_agent
 from .builder import StepResult, SupportSetBuilder, SynthConfig, favoured_prompts, split_validation
 from .env import SupportSetEnv
-from .generators import Generator, load_generator
+from .generators import Generator
+from .registry import load_generator
 from .support import write_support_set
 
 __all__ = ["run_synth", "SUMMARY"]
@@ -88,7 +90,6 @@ def run_synth(data: str | ImageDataset, generator: str | Generator, out: str | o
         raise ConfigError(f"--out {root} exists and is not empty; choose a new directory")
     ensemble = None
     if teacher is not None:
-        from ..teachers import prepare_teacher
 
         ensemble = prepare_teacher(teacher, train, temperature=1.0)[0]
     make = make_agent(agent, seed=cfg.seed, **agent_options)  # fails on a bad agent before any training

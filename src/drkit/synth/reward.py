@@ -16,8 +16,8 @@ from torch import nn
 
 from ..data import ImageDataset
 from ..errors import ConfigError
+from ..inference import predict_probs
 from ..metrics import accuracy, entropy, per_class_accuracy
-from ..train import predict_probs
 
 __all__ = ["Validation", "Reward", "validate", "compute_reward"]
 

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
+from torchvision.io import write_png
 
 from ..data import ArrayDataset, ImageDataset, load_dataset
 from ..errors import DataError
+from ..train.reinforced_dataset import ReinforcedDataset
 from .prompts import Prompt
 
 __all__ = ["LABEL_MODES", "LabelledImages", "SupportSet", "SupportSetDataset", "class_folder", "write_support_set",
@@ -122,7 +124,6 @@ class SupportSet:
 def write_support_set(root: str | os.PathLike[str], support: SupportSet, class_names: Sequence[str], *,
                       info: dict[str, Any] | None = None) -> Path:
     """Write ``support`` as an image folder with ``manifest.json`` (module docstring); returns ``root``."""
-    from torchvision.io import write_png
 
     out = Path(root)
     if out.exists() and any(p.is_dir() for p in out.iterdir()):
@@ -204,7 +205,6 @@ def support_training_set(real: ImageDataset | Dataset, support: str | os.PathLik
     ``label="first"`` (one-hot of the prompt's first class), ``"prompt"`` (its class mixture) or
     ``"teacher"`` — the soft labels of ``store``, a ``drkit reinforce imagefolder:SUPPORT`` store.
     """
-    from ..reinforced import ReinforcedDataset
 
     if label not in LABEL_MODES:
         raise DataError(f"label must be one of {', '.join(LABEL_MODES)}, got {label!r}")

@@ -1,0 +1,1 @@
+"""Compact synthetic support sets on Fashion-MNIST (``python -m benchmarks.synth.synth_harness``)."""

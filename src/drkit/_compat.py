@@ -1,0 +1,89 @@
+"""Old import paths of drkit 0.1's flat layout, kept for one release (they warn, then go in 0.3).
+
+Each old module path is registered in ``sys.modules`` as a small alias module: importing it does
+not import the new module, and reading a name from it warns once per name with a
+``DeprecationWarning`` that says where the name lives now, then forwards to it. Nothing else is
+done at import time, and nothing of a store or of user data is involved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+import warnings
+from typing import Any
+
+# old module -> new module; (old module, name) -> new module where a name left its module
+MOVED_MODULES: dict[str, str] = {
+    "drkit.ops": "drkit.augment.ops",
+    "drkit.policies": "drkit.augment.policies",
+    "drkit._rng": "drkit.augment.rng",
+    "drkit.store": "drkit.reinforce.store",
+    "drkit.manifest": "drkit.reinforce.manifest",
+    "drkit.targets": "drkit.reinforce.targets",
+    "drkit.teachers": "drkit.reinforce.teachers",
+    "drkit.ray_engine": "drkit.reinforce.ray_engine",
+    "drkit.reinforced": "drkit.train.reinforced_dataset",
+    "drkit.losses": "drkit.train.losses",
+    "drkit.runs": "drkit.train.runs",
+    "drkit.corruptions": "drkit.evaluate.corruptions",
+    "drkit.robustness": "drkit.evaluate.robustness",
+    "drkit.ood": "drkit.evaluate.ood",
+    "drkit.certify": "drkit.evaluate.certify",
+    "drkit.report": "drkit.evaluate.report",
+    "drkit.plots": "drkit.evaluate.plots",
+    "drkit.audit": "drkit.evaluate.audit",
+    "drkit._reporting": "drkit.evaluate.formatting",
+    "drkit.cli_eval": "drkit.cli.eval_commands",
+    "drkit.cli_synth": "drkit.cli.synth_commands",
+}
+MOVED_NAMES: dict[tuple[str, str], str] = {
+    ("drkit.teachers", "best_device"): "drkit.inference",
+    ("drkit.teachers", "probabilities"): "drkit.inference",
+    ("drkit.robustness", "image_batches"): "drkit.inference",
+    ("drkit.robustness", "predict_batches"): "drkit.inference",
+    ("drkit.runs", "stratified_subset"): "drkit.data",
+    ("drkit.train", "predict_probs"): "drkit.inference",
+    ("drkit.train", "best_device"): "drkit.inference",
+    ("drkit.reinforce", "best_device"): "drkit.inference",
+    ("drkit.evaluate", "best_device"): "drkit.inference",
+    ("drkit.evaluate", "image_batches"): "drkit.inference",
+    ("drkit.evaluate", "predict_batches"): "drkit.inference",
+    ("drkit.synth.generators", "load_generator"): "drkit.synth.registry",
+}
+
+
+def _warn(old: str, name: str, new: str) -> None:
+    warnings.warn(f"{old}.{name} moved to {new}.{name}: import it from there ({old} is the layout of drkit 0.1 "
+                  "and goes in drkit 0.3)", DeprecationWarning, stacklevel=3)
+
+
+class _MovedModule(types.ModuleType):
+    """``sys.modules[old]``: names are read from the new module, with a warning."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__(old, f"drkit 0.1's {old}, now {new} (deprecated alias)")
+        self.__dict__["_drkit_new"] = new
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        new = MOVED_NAMES.get((self.__name__, name), self.__dict__["_drkit_new"])
+        _warn(self.__name__, name, new)
+        return getattr(importlib.import_module(new), name)
+
+
+def moved_name(package: str, name: str) -> Any:
+    """A name that left ``package`` (a stage package's ``__getattr__``), with a warning; else AttributeError."""
+    new = MOVED_NAMES.get((package, name))
+    if new is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    _warn(package, name, new)
+    return getattr(importlib.import_module(new), name)
+
+
+def install() -> None:
+    """Register the alias modules (called once by ``drkit/__init__``)."""
+    for old, new in MOVED_MODULES.items():
+        sys.modules.setdefault(old, _MovedModule(old, new))

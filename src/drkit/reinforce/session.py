@@ -1,0 +1,119 @@
+"""The writing side of a run, shared by every engine: the lock, complete shards kept on resume,
+each new shard written atomically followed by the manifest, and the store marked complete."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import StoreMismatchError
+from .plan import RunPlan, settings_diff
+from .store import (
+    FORMAT,
+    MANIFEST,
+    SCHEMA_VERSION,
+    ShardWriter,
+    Store,
+    read_manifest,
+    shard_ranges,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+class StoreSession:
+    """The writing side of a run, shared by every engine: creates ``out``, keeps the complete
+    shards of an interrupted run, writes each new shard atomically (:class:`ShardWriter`, in any
+    order) followed by the manifest (shard list sorted), and marks the store complete at the end.
+
+    ``pending`` lists the ``(shard index, first sample, end sample)`` still to compute.
+    """
+
+    def __init__(self, plan: RunPlan) -> None:
+        root = self.root = plan.root
+        try:
+            root.mkdir(parents=True)
+            self.created = True  # by this process: abort() may remove it again (only if empty)
+        except FileExistsError:
+            self.created = False
+        # one writer per store: a second one fails here (StoreLockedError naming the holder's PID),
+        # having changed nothing
+        self.writer = ShardWriter(root, lock=True)
+        try:
+            manifest = plan.manifest
+            if (root / MANIFEST).is_file():  # re-read under the lock: another run may have written it since the plan
+                manifest = read_manifest(root)
+                differ = settings_diff(manifest["settings"], plan.settings)
+                if differ:
+                    raise StoreMismatchError(
+                        f"{root} already holds a store made from other settings ({', '.join(differ[:6])} differ); "
+                        "choose another --out, or delete it to start over")
+            self.fresh = manifest is None  # then the manifest is this run's, and abort() may remove it
+            self.writer.clean_temporaries()
+            self.done: dict[int, dict[str, Any]] = {}
+            if manifest is not None:
+                for s in manifest["shards"]:
+                    p = root / s["file"]
+                    if p.is_file() and p.stat().st_size == s["bytes"]:
+                        self.done[s["index"]] = s
+            self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
+                             "complete": False, "settings": plan.settings,
+                             "shards": [self.done[k] for k in sorted(self.done)]}
+            write_manifest(root, self.manifest)
+        except BaseException:
+            self.writer.close()
+            self._remove_created_dir()
+            raise
+        self.num_augs = plan.config.num_augs
+        self.source_bytes = plan.dataset.nbytes()
+        self.pending = [r for r in shard_ranges(len(plan.dataset), plan.config.shard_size) if r[0] not in self.done]
+        self.total = sum((b - a) * self.num_augs for _, a, b in self.pending)
+        log.info("reinforcing %s: %d shards to do (%d already done), %d records", plan.dataset.name,
+                 len(self.pending), len(self.done), self.total)
+
+    def add(self, index: int, start: int, records: np.ndarray) -> None:
+        """Write one computed shard, then the manifest that lists it."""
+        if index in self.done:  # a shard computed twice (a retried task) is written once
+            return
+        self.done[index] = self.writer.write(index, start, records).to_dict()
+        self.manifest["shards"] = [self.done[k] for k in sorted(self.done)]
+        write_manifest(self.root, self.manifest)
+
+    def _remove_created_dir(self) -> None:
+        if self.created:
+            try:
+                self.root.rmdir()
+            except OSError:  # not empty: files this run did not make are left alone
+                pass
+
+    def abort(self) -> None:
+        """After a failure or an interrupt: drop temporaries and release the lock; if nothing was
+        written, remove what this run created (its manifest, the directory if it made it) and
+        nothing else."""
+        try:
+            self.writer.clean_temporaries()
+            if self.fresh and not self.done:
+                (self.root / MANIFEST).unlink(missing_ok=True)
+        finally:
+            self.writer.close()
+            if self.fresh and not self.done:
+                self._remove_created_dir()
+
+    def finish(self, seconds: float, **stats: Any) -> Store:
+        """Mark the store complete, release the lock and open it, with ``run_stats`` of this call."""
+        try:
+            self.manifest["complete"] = True
+            write_manifest(self.root, self.manifest)
+        finally:
+            self.writer.close()
+        store = Store.open(self.root)
+        store.run_stats = {"records_computed": self.total, "seconds": seconds,
+                           "records_per_s": self.total / seconds if seconds > 0 else 0.0,
+                           "source_bytes": self.source_bytes, **stats}
+        return store

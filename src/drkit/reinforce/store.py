@@ -1,0 +1,550 @@
+"""The reinforced-dataset store: fixed-width records in shards, plus a JSON manifest.
+
+Layout of a store directory::
+
+    manifest.json        schema version, settings (dataset fingerprint, policy, teacher, N, k,
+                         record dtype, ...) and their checksum, one entry per complete shard
+                         (samples, bytes, sha256, and a checksum binding them)
+    shard-00000.npy      records of samples [0, shard_size) × all augmentations
+    shard-00001.npy      ...
+    .drkit-writer.lock   only while a run writes the store: its PID (see ``WriterLock``)
+
+A shard is a ``.npy`` array of shape ``(samples, num_augs)`` with a structured dtype: the policy's
+parameter fields, then ``probs`` (float16, top-k values) and ``classes`` (smallest unsigned int,
+top-k class ids; absent when ``k >= num_classes``). ``.npy`` is read with ``allow_pickle=False``
+and memory-mapped, so opening a stranger's store runs no code and one record is one read.
+
+Shards are written to a temporary name and renamed when complete (``ShardWriter``); the manifest
+is rewritten atomically after each shard and marked ``complete`` at the end. The manifest holds
+nothing that varies between runs (no timestamps), so a store is byte-identical however it was made.
+
+A store may come from a stranger: the manifest is validated against its schema
+(:mod:`drkit.reinforce.manifest`) before anything is allocated, shard files must have the store's own names
+and lie inside it, and every failure is a :class:`~drkit.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..augment.policies import Policy, PolicyConfig
+from ..data import ImageDataset, dataset_fingerprint
+from ..errors import (
+    ManifestError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreMismatchError,
+)
+from .manifest import (
+    FORMAT,
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    seal,
+    shard_file_name,
+    validate_manifest,
+    verify_checksums,
+)
+from .targets import class_id_dtype
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: stores are written without a lock (logged)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["SCHEMA_VERSION", "MANIFEST", "LOCK_FILE", "Store", "ShardWriter", "ShardInfo", "WriterLock",
+           "record_dtype", "read_manifest", "write_manifest", "shard_ranges"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+LOCK_FILE = ".drkit-writer.lock"
+MAX_MANIFEST_BYTES = 256 << 20  # 2**20 shard entries of ~250 bytes
+_NPY_HEADER_MAX = 1 << 16  # bytes of a shard's .npy header, at most
+_ALLOWED_KINDS = set("uif")  # record fields are plain unsigned/signed ints and floats
+
+
+def record_dtype(param_dtype: np.dtype, num_classes: int, topk: int) -> np.dtype:
+    """Parameter fields + ``probs`` (float16) + ``classes`` (ids; only when ``topk < num_classes``)."""
+    fields: list[tuple[Any, ...]] = list(param_dtype.descr)  # explicit byte order, no padding
+    if topk >= num_classes:
+        fields.append(("probs", "<f2", (num_classes,)))
+    else:
+        fields += [("probs", "<f2", (topk,)), ("classes", class_id_dtype(num_classes), (topk,))]
+    return np.dtype(fields)
+
+
+def dtype_to_json(dt: np.dtype) -> list[list[Any]]:
+    out = []
+    for name in dt.names:
+        sub = dt.fields[name][0]
+        base, shape = (sub.subdtype if sub.subdtype else (sub, ()))
+        out.append([name, base.str, list(shape)])
+    return out
+
+
+def dtype_from_json(spec: list[list[Any]]) -> np.dtype:
+    try:
+        fields = []
+        for name, base, shape in spec:
+            dt = np.dtype(str(base))
+            if dt.kind not in _ALLOWED_KINDS:
+                raise ValueError(f"field {name!r} has type {base}")
+            fields.append((str(name), dt, tuple(int(s) for s in shape)))
+        return np.dtype(fields)
+    except Exception as e:  # numpy's parser raises TypeError, ValueError, even SyntaxError
+        raise StoreCorruptError(f"manifest record_dtype is invalid: {e}") from e
+
+
+def shard_ranges(num_samples: int, shard_size: int) -> list[tuple[int, int, int]]:
+    """``(shard index, first sample, end sample)`` for every shard."""
+    return [(s, a, min(a + shard_size, num_samples)) for s, a in enumerate(range(0, num_samples, shard_size))]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` atomically, with its checksums filled in (:func:`drkit.reinforce.manifest.seal`)."""
+    text = json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n"
+    _atomic_write_bytes(root / MANIFEST, text.encode())
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"key {dup!r} appears twice")
+    return out
+
+
+def _parse_manifest(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MiB")
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StoreCorruptError(f"{path} is not valid JSON ({e}); the store is damaged") from e
+
+
+def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse ``manifest.json`` and validate it (format, schema version, schema, checksums, shard list,
+    record dtype against the policy) before anything is allocated; no shard is touched.
+
+    Returns the manifest as parsed (a dict). Raises :class:`StoreError` for what is not a store of a
+    readable version, :class:`~drkit.errors.ManifestError` (naming the field) for a damaged one.
+    """
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise StoreError(f"{root} is not a drkit store: {MANIFEST} is missing")
+    manifest = _parse_manifest(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a drkit store manifest (format != {FORMAT!r})")
+    version = manifest.get("schema_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise StoreError(
+            f"{root}: store schema version {version!r} is unknown to this drkit (reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade drkit, or re-create the store with this version"
+        )
+    model = validate_manifest(manifest, str(path))
+    st = manifest["settings"]
+    dtype = dtype_from_json(st["record_dtype"])
+    try:
+        expected = record_dtype(Policy(model.settings.policy.config(), tuple(st["dataset"]["image_shape"])).param_dtype,
+                                model.settings.dataset.num_classes, model.settings.topk)
+    except ValueError as e:  # ConfigError: a policy that cannot apply to the dataset's images
+        raise ManifestError(f"{path}: the manifest is damaged: settings.policy: {e}") from e
+    if dtype != expected:
+        raise ManifestError(
+            f"{path}: the manifest is damaged: settings.record_dtype is not what policy "
+            f"{model.settings.policy.name!r} with top-{model.settings.topk} of "
+            f"{model.settings.dataset.num_classes} classes writes; re-create the store or restore its manifest.json"
+        )
+    for k, s in enumerate(model.shards):
+        payload = (s.stop - s.start) * model.settings.num_augs * dtype.itemsize
+        if not payload < s.bytes <= payload + _NPY_HEADER_MAX:
+            raise ManifestError(
+                f"{path}: the manifest is damaged: shards[{k}].bytes: {s.bytes} bytes cannot hold "
+                f"{s.stop - s.start} samples × {model.settings.num_augs} records of {dtype.itemsize} bytes"
+            )
+    verify_checksums(model, manifest, str(path))
+    return manifest
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    index: int
+    start: int
+    stop: int
+    file: str
+    bytes: int
+    sha256: str
+
+    entry_sha256: str | None = None  # binds the entry to its samples (schema 2; see drkit.reinforce.manifest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class WriterLock:
+    """The one-writer lock of a store directory: ``fcntl.flock`` on ``.drkit-writer.lock``, which
+    holds the writer's PID and host. A second writer gets :class:`~drkit.errors.StoreLockedError`
+    at once (no waiting). The kernel drops the lock when its process dies, so a killed run never
+    leaves a store locked; :meth:`release` removes the file.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.path = self.root / LOCK_FILE
+        self._fd: int | None = None
+        if fcntl is None:
+            log.warning("%s: no file locking on this platform; make sure one run writes it at a time", self.root)
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = self._holder(fd)
+                os.close(fd)
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise StoreError(f"cannot lock {self.path}: {e}") from e
+                raise StoreLockedError(
+                    f"{self.root} is in use by {holder}: another run is writing this store. Wait for it to "
+                    "finish (then rerun to resume or reuse it), or choose another --out"
+                ) from None
+            try:  # a releasing writer may have removed the file between our open and our lock
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            pid, _, host = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
+        except OSError:
+            pid, host = "", ""
+        return f"PID {pid} on {host or 'this host'}" if pid else "another process (PID not written yet)"
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Remove the lock file and unlock (idempotent)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # DataLoader workers forked meanwhile share the lock: drop it for all
+            os.close(fd)
+
+
+class ShardWriter:
+    """Writes one shard atomically (temporary name, fsync, rename) and returns its entry.
+
+    Shared by every engine: whoever computes a shard's records, this is what puts them on disk.
+    With ``lock=True`` it first takes the store's :class:`WriterLock` (released by :meth:`close`).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, lock: bool = False) -> None:
+        self.root = Path(root)
+        self.lock = WriterLock(self.root) if lock else None
+
+    def close(self) -> None:
+        """Release the writer lock, if this writer holds one."""
+        if self.lock is not None:
+            self.lock.release()
+
+    file_name = staticmethod(shard_file_name)
+
+    def write(self, index: int, start: int, records: np.ndarray) -> ShardInfo:
+        name = self.file_name(index)
+        tmp = self.root / (name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(records), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            info = ShardInfo(index, start, start + len(records), name, tmp.stat().st_size, _sha256_file(tmp))
+            os.replace(tmp, self.root / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return info
+
+    def clean_temporaries(self) -> None:
+        for p in self.root.glob("*.tmp"):
+            p.unlink()
+
+
+class Store:
+    """A complete, read-only reinforced dataset.
+
+    ``Store.open(path, dataset=...)`` validates the manifest (:func:`read_manifest`), checks that
+    every shard is present, inside the store and of the right size, and (with a dataset) the dataset
+    fingerprint; each shard's checksum is verified the first time it is read (``verify=True``).
+    Records are memory-mapped.
+
+    Example:
+        >>> store = Store.open("digits+", dataset=load_dataset("digits"))  # doctest: +SKIP
+        >>> store.record(0, 3)["probs"]  # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any], *, verify: bool = True) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.settings: dict[str, Any] = manifest["settings"]
+        self.verify_checksums = verify
+        self.record_dtype = dtype_from_json(self.settings["record_dtype"])
+        self.shards = [ShardInfo(**s) for s in manifest["shards"]]
+        self._maps: dict[int, np.ndarray] = {}
+        self.run_stats: dict[str, Any] | None = None  # set by the engine that just wrote the store
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, dataset: ImageDataset | None = None,
+             verify: bool = True) -> Store:
+        root = Path(path)
+        manifest = read_manifest(root)  # validated: every count below is bounded
+        if not manifest["complete"]:
+            raise StoreError(
+                f"{root} is incomplete ({len(manifest['shards'])} shards done): rerun the same "
+                "`drkit reinforce` command to resume it"
+            )
+        store = cls(root, manifest, verify=verify)
+        inside = root.resolve()
+        for s in store.shards:
+            p = root / s.file
+            if not p.is_file():
+                raise StoreCorruptError(f"{root}: shard {s.file} is missing")
+            if p.is_symlink() and not p.resolve().is_relative_to(inside):
+                raise StoreCorruptError(
+                    f"{root}: shard {s.file} is a link to {p.resolve()}, outside the store; copy the file into the store"
+                )
+            size = p.stat().st_size
+            if size != s.bytes:
+                raise StoreCorruptError(
+                    f"{root}: shard {s.file} is {size} bytes, the manifest says {s.bytes} "
+                    "(truncated or replaced); re-create the store or restore the file"
+                )
+        if dataset is not None:
+            store.check_dataset(dataset)
+        return store
+
+    def check_dataset(self, dataset: ImageDataset) -> None:
+        """Raise :class:`StoreMismatchError` unless ``dataset`` is the one the store was made from."""
+        want = self.settings["dataset"]
+        if len(dataset) != want["length"]:
+            raise StoreMismatchError(
+                f"{self.root} was made from a dataset of {want['length']} samples; this one has {len(dataset)}"
+            )
+        got = dataset_fingerprint(dataset)
+        for key, what in (("num_classes", "number of classes"), ("image_shape", "image shape"),
+                          ("labels_sha256", "labels"), ("content_sha256", "image content")):
+            if got[key] != want[key]:
+                raise StoreMismatchError(
+                    f"{self.root} was made from another dataset: the {what} differ "
+                    f"({want[key]} vs {got[key]}); open it with the dataset it was reinforced from"
+                )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.settings["dataset"]["length"])
+
+    @property
+    def num_augs(self) -> int:
+        return int(self.settings["num_augs"])
+
+    @property
+    def topk(self) -> int:
+        return int(self.settings["topk"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.settings["dataset"]["num_classes"])
+
+    @property
+    def dense(self) -> bool:
+        return "classes" not in self.record_dtype.names
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings["seed"])
+
+    @property
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig.from_dict(self.settings["policy"])
+
+    def policy(self) -> Policy:
+        """The policy that replays this store's records onto its dataset's images."""
+        return Policy(self.policy_config, tuple(self.settings["dataset"]["image_shape"]))  # type: ignore[arg-type]
+
+    def nbytes(self) -> int:
+        """Bytes of all shards on disk (headers included; the manifest excluded)."""
+        return sum(s.bytes for s in self.shards)
+
+    def bytes_per_record(self) -> float:
+        return self.nbytes() / (self.num_samples * self.num_augs)
+
+    # ------------------------------------------------------------------ reading
+
+    def _shard(self, s: int) -> np.ndarray:
+        arr = self._maps.get(s)
+        if arr is not None:
+            return arr
+        info = self.shards[s]
+        path = self.root / info.file
+        if self.verify_checksums and _sha256_file(path) != info.sha256:
+            raise StoreCorruptError(
+                f"{path} fails its checksum (bit flip or modified file); re-create the store or restore the shard"
+            )
+        shape = (info.stop - info.start, self.num_augs)
+        try:  # the header first: nothing is mapped for a shard of another dtype or shape
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version} (drkit writes 1.0)")
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                head_shape, fortran, dtype = read_header(f)
+            if dtype != self.record_dtype or tuple(head_shape) != shape or fortran:
+                raise StoreCorruptError(
+                    f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not what the manifest says")
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except StoreCorruptError:
+            raise
+        except (OSError, ValueError, TypeError, SyntaxError) as e:
+            raise StoreCorruptError(f"cannot read shard {path}: {e}") from e
+        if arr.dtype != self.record_dtype or arr.shape != shape:
+            raise StoreCorruptError(f"{path} has dtype/shape {arr.dtype}/{arr.shape}, not what the manifest says")
+        self._maps[s] = arr
+        return arr
+
+    def records(self, index: int) -> np.ndarray:
+        """All ``num_augs`` records of sample ``index`` (a structured array, memory-mapped)."""
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"sample {index} out of range 0..{self.num_samples - 1}")
+        s = index // self.settings["shard_size"]
+        return self._shard(s)[index - self.shards[s].start]
+
+    def record(self, index: int, aug: int) -> np.ndarray:
+        """The record of augmentation ``aug`` of sample ``index``."""
+        if not 0 <= aug < self.num_augs:
+            raise IndexError(f"augmentation {aug} out of range 0..{self.num_augs - 1}")
+        return self.records(index)[aug]
+
+    def verify(self, dataset: ImageDataset | None = None) -> dict[str, Any]:
+        """Check every shard's checksum, dtype and shape, and that the stored probabilities are finite,
+        in [0, 1], sum to at most 1 (+ float16 slack) and name valid classes; optionally the dataset."""
+        self._maps.clear()
+        self.verify_checksums = True
+        if dataset is not None:
+            self.check_dataset(dataset)
+        worst_sum = 0.0
+        for s in range(len(self.shards)):
+            arr = self._shard(s)
+            self._check_params(s, arr, dataset)
+            probs = np.asarray(arr["probs"], dtype=np.float32)
+            if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1.001:
+                raise StoreCorruptError(f"{self.shards[s].file}: probabilities outside [0, 1] or not finite")
+            sums = probs.sum(-1)
+            worst_sum = max(worst_sum, float(sums.max()))
+            if "classes" in arr.dtype.names and int(np.asarray(arr["classes"]).max()) >= self.num_classes:
+                raise StoreCorruptError(f"{self.shards[s].file}: class id >= {self.num_classes}")
+        if worst_sum > 1.0 + 2e-3 * max(self.topk, 1):
+            raise StoreCorruptError(f"stored probabilities sum to {worst_sum:.4f} > 1")
+        return {"shards": len(self.shards), "records": self.num_samples * self.num_augs,
+                "bytes": self.nbytes(), "max_prob_sum": worst_sum, "dataset_checked": dataset is not None}
+
+    def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None) -> None:
+        """The records say which samples they are: their parameters are the policy's pure function
+        of (seed, sample, augmentation). Checked for the first and last sample of shard ``s`` (all
+        fields with the dataset, else the mixing fields, which do not depend on each image's size),
+        so a shard holding other samples, or settings edited in a store without their checksum,
+        fail."""
+        policy, info = self.policy(), self.shards[s]
+        names = policy.param_dtype.names if dataset is not None else policy.param_dtype.names[
+            len(policy._base_names):]
+        if not names:
+            return
+        for i in sorted({info.start, info.stop - 1}):
+            hw = tuple(dataset.image(i).shape[-2:]) if dataset is not None else None
+            for j in range(min(self.num_augs, 64)):
+                want = policy.sample(self.seed, i, j, num_samples=self.num_samples, num_augs=self.num_augs,
+                                     image_hw=hw)  # type: ignore[arg-type]
+                got = arr[i - info.start, j]
+                bad = next((n for n in names if not np.array_equal(got[n], want[n])), None)
+                if bad is not None:
+                    raise StoreCorruptError(
+                        f"{self.root / info.file}: the record of sample {i}, augmentation {j} is not the one the "
+                        f"settings give ({bad!r} differs): the shard holds other samples or the settings were "
+                        "edited; re-create the store or restore the file and manifest"
+                    )
+
+    def summary(self) -> dict[str, Any]:
+        st = self.settings
+        return {
+            "path": str(self.root),
+            "schema_version": self.manifest["schema_version"],
+            "dataset": st["dataset"],
+            "policy": st["policy"]["name"],
+            "teacher": st["teacher"],
+            "num_samples": self.num_samples,
+            "num_augs": self.num_augs,
+            "topk": self.topk,
+            "dense": self.dense,
+            "num_classes": self.num_classes,
+            "seed": self.seed,
+            "shards": len(self.shards),
+            "record_bytes": self.record_dtype.itemsize,
+            "bytes": self.nbytes(),
+            "bytes_per_record": round(self.bytes_per_record(), 3),
+        }
+
+    # DataLoader workers get a copy without open memory maps; each reopens lazily.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return (f"Store({str(self.root)!r}, samples={self.num_samples}, augs={self.num_augs}, "
+                f"k={self.topk}, policy={self.settings['policy']['name']!r})")
