@@ -35,8 +35,8 @@ import drkit
 from benchmarks._common import environment, parse_field, record
 from drkit.data import stratified_subset
 from drkit.models import create_model
-from drkit.train.loop import TrainConfig
-from drkit.train.runs import train_run
+from drkit.training.loop import TrainConfig
+from drkit.training.runs import train_run
 
 
 class _Plain(Dataset):

@@ -34,8 +34,8 @@ import drkit
 from benchmarks._common import environment, record
 from drkit.data import stratified_subset
 from drkit.models import create_model
-from drkit.train.loop import TrainConfig
-from drkit.train.runs import train_run
+from drkit.training.loop import TrainConfig
+from drkit.training.runs import train_run
 
 VARIANTS = {"fp32": (False, False), "fp32 channels-last": (False, True), "bf16 + channels-last": (True, True)}
 

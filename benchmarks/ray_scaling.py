@@ -47,8 +47,8 @@ import drkit
 from benchmarks._common import environment, load_data, record
 from drkit.data import ImageDataset
 from drkit.models import SmallCNN
-from drkit.reinforce.config import ReinforceConfig
-from drkit.reinforce.ray_engine import RayOptions
+from drkit.reinforcement.config import ReinforceConfig
+from drkit.reinforcement.ray_engine import RayOptions
 
 
 def make_members(count: int, dataset: ImageDataset) -> list[nn.Module]:

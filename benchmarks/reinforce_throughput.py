@@ -54,9 +54,9 @@ from drkit.augment.policies import Policy, PolicyConfig
 from drkit.data import ImageDataset
 from drkit.inference import best_device
 from drkit.models import SmallCNN, create_model
-from drkit.reinforce.compute import AugmentedRecords
-from drkit.reinforce.config import ReinforceConfig
-from drkit.reinforce.teachers import TeacherEnsemble
+from drkit.reinforcement.compute import AugmentedRecords
+from drkit.reinforcement.config import ReinforceConfig
+from drkit.reinforcement.teachers import TeacherEnsemble
 
 # --------------------------------------------------------------------------- set-up
 

@@ -56,8 +56,8 @@ import drkit
 from benchmarks._common import environment, record
 from drkit.errors import DrkitError
 from drkit.models import SmallCNN
-from drkit.reinforce.manifest import seal
-from drkit.reinforce.store import MANIFEST, Store
+from drkit.reinforcement.manifest import seal
+from drkit.reinforcement.store import MANIFEST, Store
 
 STORES = {  # name -> reinforce settings
     "sparse-mixing": {"policy": "randaugment+mixing", "topk": 3},

@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 import drkit
 from benchmarks._common import environment, load_data, record
 from drkit.models import create_model
-from drkit.train.fresh import FreshAugmented
-from drkit.train.loop import TrainConfig, Trainer
+from drkit.training.fresh import FreshAugmented
+from drkit.training.loop import TrainConfig, Trainer
 
 
 def make_teacher(arch: str, members: int, ds: drkit.ImageDataset) -> drkit.TeacherEnsemble:

@@ -43,11 +43,22 @@ def test_public_api_is_unchanged_and_an_unknown_name_is_an_attribute_error():
                  "audit_store", "soft_target_cross_entropy", "RayOptions", "CertifyConfig"):
         assert name in drkit.__all__ and getattr(drkit, name) is not None
     assert callable(drkit.reinforce) and callable(drkit.train)  # the functions, not the stage packages
-    from drkit.reinforce import ReinforceConfig
-    from drkit.train import TrainConfig
+    from drkit.reinforcement import ReinforceConfig
+    from drkit.training import TrainConfig
 
     assert ReinforceConfig is drkit.ReinforceConfig and TrainConfig is drkit.TrainConfig
     with pytest.raises(AttributeError):
         drkit.no_such_module  # noqa: B018
     with pytest.raises(ImportError, match="no_such_name"):
-        from drkit.train import no_such_name  # noqa: F401
+        from drkit.training import no_such_name  # noqa: F401
+
+
+def test_stage_packages_import_by_attribute_path():
+    """The stages are not hidden behind the functions drkit.reinforce / drkit.train."""
+    import drkit.reinforcement.plan as plan
+    import drkit.training.runs as runs
+
+    assert runs.train_run is drkit.train_run and plan.plan_run is drkit.reinforcement.plan.plan_run
+    with pytest.warns(DeprecationWarning, match="drkit.train.TrainConfig moved to drkit.training"):
+        from drkit.train import TrainConfig
+    assert TrainConfig is drkit.TrainConfig

@@ -17,8 +17,8 @@ LAYERS = {
     "drkit.data": 1,
     "drkit.augment": 2, "drkit.models": 2,
     "drkit.inference": 3,
-    "drkit.reinforce": 4,
-    "drkit.train": 5,
+    "drkit.reinforcement": 4,
+    "drkit.training": 5,
     "drkit.evaluate": 6,
     "drkit.teach": 7, "drkit.synth": 7,
     "drkit.demo": 8,
@@ -144,8 +144,8 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     """The rule can fail: a data module importing the train stage is caught."""
     fake = dict(MODULES)
     bad = tmp_path / "data.py"
-    bad.write_text("from .train.loop import TrainConfig\n")
+    bad.write_text("from .training.loop import TrainConfig\n")
     fake["drkit.data"] = bad
     monkeypatch.setattr(f"{__name__}.MODULES", fake)
-    with pytest.raises(AssertionError, match="drkit.data -> drkit.train.loop"):
+    with pytest.raises(AssertionError, match="drkit.data -> drkit.training.loop"):
         test_no_upward_import_between_stages()

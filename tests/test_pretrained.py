@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from drkit.errors import ConfigError, TeacherError
 from drkit.models import ArchSpec, create_model, weights_info
-from drkit.reinforce.teachers import load_teacher
+from drkit.reinforcement.teachers import load_teacher
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from drkit.cli.main import main
 from drkit.errors import ConfigError, TeacherError
 from drkit.evaluate.calibration import ensemble_probs as _ensemble_probs
 from drkit.evaluate.calibration import fit_temperature
-from drkit.reinforce.teachers import EnsembleFile, expand_teachers, prepare_teacher
+from drkit.reinforcement.teachers import EnsembleFile, expand_teachers, prepare_teacher
 from drkit.teach import TeachConfig, teach, teacher_summary
-from drkit.train.loop import TrainConfig
+from drkit.training.loop import TrainConfig
 
 
 def _digits600():

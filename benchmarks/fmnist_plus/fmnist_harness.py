@@ -53,9 +53,9 @@ from drkit.data import ArrayDataset, stratified_subset
 from drkit.evaluate.evaluation import evaluate_model, evaluate_run, to_jsonable
 from drkit.inference import predict_probs
 from drkit.metrics import classification_metrics
-from drkit.reinforce.store import record_dtype
-from drkit.train.loop import TrainConfig
-from drkit.train.runs import train_run
+from drkit.reinforcement.store import record_dtype
+from drkit.training.loop import TrainConfig
+from drkit.training.runs import train_run
 
 log = logging.getLogger("fmnist_plus")
 

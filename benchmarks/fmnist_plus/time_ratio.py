@@ -34,8 +34,8 @@ import drkit
 from drkit.data import stratified_subset
 from drkit.inference import best_device
 from drkit.models import create_model
-from drkit.train.loop import TrainConfig
-from drkit.train.runs import train_run
+from drkit.training.loop import TrainConfig
+from drkit.training.runs import train_run
 
 STUDENTS = ("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini-4")
 TEACHERS = ("smallcnn-48", "resnet18", "resnet34", "resnet50")

@@ -61,8 +61,8 @@ from drkit.synth import (
     split_validation,
     support_training_set,
 )
-from drkit.train.loop import TrainConfig, train
-from drkit.train.runs import train_run
+from drkit.training.loop import TrainConfig, train
+from drkit.training.runs import train_run
 
 log = logging.getLogger("synth-bench")
 

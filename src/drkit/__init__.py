@@ -30,17 +30,17 @@ from .evaluate.evaluation import EvalConfig, Evaluation, evaluate_model, evaluat
 from .evaluate.report import compare  # noqa: E402
 from .metrics import classification_metrics, evaluation_metrics  # noqa: E402
 from .models import create_model  # noqa: E402
-from .reinforce.config import ReinforceConfig  # noqa: E402
-from .reinforce.engine import reinforce  # noqa: E402
-from .reinforce.ray_engine import RayOptions  # noqa: E402  (Ray itself is imported only when used)
-from .reinforce.store import Store  # noqa: E402
-from .reinforce.targets import densify, topk_sparsify  # noqa: E402
-from .reinforce.teachers import TeacherEnsemble, load_teacher  # noqa: E402
-from .train.fresh import FreshAugmented  # noqa: E402
-from .train.loop import TrainConfig, Trainer, train  # noqa: E402
-from .train.losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
-from .train.reinforced_dataset import ReinforcedDataset  # noqa: E402
-from .train.runs import RunConfig, TrainResult, train_run  # noqa: E402
+from .reinforcement.config import ReinforceConfig  # noqa: E402
+from .reinforcement.engine import reinforce  # noqa: E402
+from .reinforcement.ray_engine import RayOptions  # noqa: E402  (Ray itself is imported only when used)
+from .reinforcement.store import Store  # noqa: E402
+from .reinforcement.targets import densify, topk_sparsify  # noqa: E402
+from .reinforcement.teachers import TeacherEnsemble, load_teacher  # noqa: E402
+from .training.fresh import FreshAugmented  # noqa: E402
+from .training.loop import TrainConfig, Trainer, train  # noqa: E402
+from .training.losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
+from .training.reinforced_dataset import ReinforcedDataset  # noqa: E402
+from .training.runs import RunConfig, TrainResult, train_run  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -16,17 +16,19 @@ from typing import Any
 
 # old module -> new module; (old module, name) -> new module where a name left its module
 MOVED_MODULES: dict[str, str] = {
+    "drkit.reinforce": "drkit.reinforcement",  # the module; drkit.reinforce the function is unchanged
+    "drkit.train": "drkit.training",  # the module; drkit.train the function is unchanged
     "drkit.ops": "drkit.augment.ops",
     "drkit.policies": "drkit.augment.policies",
     "drkit._rng": "drkit.augment.rng",
-    "drkit.store": "drkit.reinforce.store",
-    "drkit.manifest": "drkit.reinforce.manifest",
-    "drkit.targets": "drkit.reinforce.targets",
-    "drkit.teachers": "drkit.reinforce.teachers",
-    "drkit.ray_engine": "drkit.reinforce.ray_engine",
-    "drkit.reinforced": "drkit.train.reinforced_dataset",
-    "drkit.losses": "drkit.train.losses",
-    "drkit.runs": "drkit.train.runs",
+    "drkit.store": "drkit.reinforcement.store",
+    "drkit.manifest": "drkit.reinforcement.manifest",
+    "drkit.targets": "drkit.reinforcement.targets",
+    "drkit.teachers": "drkit.reinforcement.teachers",
+    "drkit.ray_engine": "drkit.reinforcement.ray_engine",
+    "drkit.reinforced": "drkit.training.reinforced_dataset",
+    "drkit.losses": "drkit.training.losses",
+    "drkit.runs": "drkit.training.runs",
     "drkit.corruptions": "drkit.evaluate.corruptions",
     "drkit.robustness": "drkit.evaluate.robustness",
     "drkit.ood": "drkit.evaluate.ood",

@@ -22,11 +22,11 @@ from typing import Any
 from .data import ImageDataset, load_dataset
 from .evaluate.evaluation import evaluate_run
 from .evaluate.report import write_report
-from .reinforce.config import ReinforceConfig
-from .reinforce.engine import reinforce
+from .reinforcement.config import ReinforceConfig
+from .reinforcement.engine import reinforce
 from .teach import TEACH_TRAIN_DEFAULTS, TeachConfig, teach
-from .train.loop import TrainConfig
-from .train.runs import train_run
+from .training.loop import TrainConfig
+from .training.runs import train_run
 
 __all__ = ["DemoConfig", "run_demo"]
 

@@ -26,7 +26,7 @@ def best_device() -> torch.device:
 def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities ``(B, classes)`` of ``model`` on ``x``: the softmax of a classifier's
     logits, or the output as it is of a model that says it returns probabilities
-    (``outputs_probabilities = True``, as :class:`~drkit.reinforce.teachers.TeacherEnsemble` does)."""
+    (``outputs_probabilities = True``, as :class:`~drkit.reinforcement.teachers.TeacherEnsemble` does)."""
     y = model(x).float()
     return y if getattr(model, "outputs_probabilities", False) else torch.softmax(y, -1)
 
@@ -53,7 +53,7 @@ def predict_batches(model: nn.Module, batches: Iterator[torch.Tensor] | Sequence
 def predict_probs(model: nn.Module, dataset: ImageDataset, *, batch_size: int = 512,
                   device: torch.device | None = None) -> np.ndarray:
     """Class probabilities ``(N, classes)`` on the un-augmented images (float64): a classifier's
-    softmax, or a :class:`~drkit.reinforce.teachers.TeacherEnsemble`'s own probabilities."""
+    softmax, or a :class:`~drkit.reinforcement.teachers.TeacherEnsemble`'s own probabilities."""
     device = device or next(model.parameters()).device
     model.eval().to(device)
     return predict_batches(model, (x for _, x in image_batches(dataset, np.arange(len(dataset)), batch_size)), device)

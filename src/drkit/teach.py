@@ -43,9 +43,9 @@ from .evaluate.robustness import robustness_eval
 from .inference import best_device, image_batches
 from .metrics import classification_metrics
 from .models import ArchSpec, create_model
-from .reinforce.teachers import ENSEMBLE_FILE, EnsembleFile, TeacherEnsemble
-from .train.loop import TrainConfig
-from .train.runs import default_eval_data, load_run_model, train_run
+from .reinforcement.teachers import ENSEMBLE_FILE, EnsembleFile, TeacherEnsemble
+from .training.loop import TrainConfig
+from .training.runs import default_eval_data, load_run_model, train_run
 
 __all__ = ["TeachConfig", "TeachResult", "teach", "fit_temperature", "teacher_summary"]
 
@@ -57,7 +57,7 @@ MEMBER_EVAL = "teach_eval.json"
 
 @dataclass
 class TeachConfig:
-    """What ``drkit teach`` does besides optimisation (that is :class:`~drkit.train.TrainConfig`)."""
+    """What ``drkit teach`` does besides optimisation (that is :class:`~drkit.training.TrainConfig`)."""
 
     policy: str = field(default="randaugment+mixing", metadata={"help": "augmentation policy of every member"})
     augmix: bool = field(default=False, metadata={"help": "add torchvision's AugMix to each member's views (robustness)"})

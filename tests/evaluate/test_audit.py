@@ -17,9 +17,9 @@ from drkit.errors import StoreMismatchError, TeacherError
 from drkit.evaluate.audit import audit_store, stored_teacher_probs, write_audit_report
 from drkit.inference import predict_probs
 from drkit.metrics import accuracy, evaluation_metrics
-from drkit.reinforce.store import Store
-from drkit.reinforce.targets import densify
-from drkit.train.runs import load_run_model
+from drkit.reinforcement.store import Store
+from drkit.reinforcement.targets import densify
+from drkit.training.runs import load_run_model
 
 
 def _manual(store: Store, i: int, weighted: bool) -> np.ndarray:

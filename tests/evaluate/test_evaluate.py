@@ -19,7 +19,7 @@ from drkit.evaluate.evaluation import evaluate_run
 from drkit.evaluate.robustness import mce
 from drkit.inference import predict_probs
 from drkit.metrics import evaluation_metrics
-from drkit.train.runs import load_run_model
+from drkit.training.runs import load_run_model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@
     drkit info STORE [--json]
     drkit verify STORE [--data DATA] [--json]
 
-The library computes (:func:`drkit.reinforce.engine.reinforce`, :class:`drkit.reinforce.store.Store`);
+The library computes (:func:`drkit.reinforcement.engine.reinforce`, :class:`drkit.reinforcement.store.Store`);
 this module only parses and prints.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 from ..data import load_dataset
 from ..errors import ConfigError, DrkitError
-from ..reinforce.config import ReinforceConfig
-from ..reinforce.engine import reinforce
-from ..reinforce.ray_engine import RayOptions
-from ..reinforce.store import Store
+from ..reinforcement.config import ReinforceConfig
+from ..reinforcement.engine import reinforce
+from ..reinforcement.ray_engine import RayOptions
+from ..reinforcement.store import Store
 from ..teach import teacher_summary
 from .args import add_dataclass_args, config_from_args, human_bytes
 from .common import DATA_HELP, add_command, add_json_flag, print_json, status

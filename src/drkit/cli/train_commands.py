@@ -3,7 +3,7 @@
     drkit train DATA --arch NAME --mode erm|dr|kd --out RUN [--json] [options]
     drkit teach DATA --arch A [--arch B ...] --out TEACHERS [--json] [options]
 
-The library computes (:func:`drkit.train.runs.train_run`, :func:`drkit.teach.teach`); this module
+The library computes (:func:`drkit.training.runs.train_run`, :func:`drkit.teach.teach`); this module
 only parses and prints.
 """
 
@@ -14,8 +14,8 @@ import functools
 from typing import Any
 
 from ..teach import TEACH_TRAIN_DEFAULTS, TeachConfig, teach
-from ..train.loop import TrainConfig
-from ..train.runs import train_run
+from ..training.loop import TrainConfig
+from ..training.runs import train_run
 from .args import add_dataclass_args, config_from_args
 from .common import DATA_HELP, add_command, add_json_flag, print_json, status
 

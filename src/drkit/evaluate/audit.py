@@ -34,8 +34,8 @@ from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError
 from ..inference import best_device
 from ..metrics import evaluation_metrics, per_class_accuracy, reliability
-from ..reinforce.store import Store
-from ..reinforce.targets import densify
+from ..reinforcement.store import Store
+from ..reinforcement.targets import densify
 from . import plots
 from .evaluation import predict, teacher_module, to_jsonable
 from .formatting import (

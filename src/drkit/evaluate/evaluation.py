@@ -1,7 +1,7 @@
 """Evaluate a trained run: accuracy, calibration, robustness, OOD detection and certification.
 
 ``evaluate_run(RUN, DATA)`` is what ``drkit eval RUN --data DATA`` prints and ``drkit compare``
-tabulates. It loads the run's model (:func:`drkit.train.runs.load_run_model`), checks that the data fits it
+tabulates. It loads the run's model (:func:`drkit.training.runs.load_run_model`), checks that the data fits it
 (channels, image size, classes) and returns one JSON-able dict:
 
 - ``metrics``: top-1, top-5, NLL, Brier, ECE, adaptive ECE (:mod:`drkit.metrics`);
@@ -37,9 +37,9 @@ from ..data import ImageDataset, fit_images, load_dataset
 from ..errors import ConfigError, DataError
 from ..inference import best_device, image_batches, predict_batches
 from ..metrics import agreement, ece, evaluation_metrics, per_class_accuracy, reliability
-from ..reinforce.store import Store
-from ..reinforce.teachers import TeacherEnsemble, expand_teachers, load_teacher, store_teachers
-from ..train.runs import load_run_model
+from ..reinforcement.store import Store
+from ..reinforcement.teachers import TeacherEnsemble, expand_teachers, load_teacher, store_teachers
+from ..training.runs import load_run_model
 from .calibration import temperature_scaling
 from .certify import CertifyConfig, certify_dataset
 from .corruptions import BACKENDS, CORRUPTIONS, SHIFTS
@@ -96,7 +96,7 @@ def predict(model: nn.Module, dataset: ImageDataset, device: torch.device, batch
 def teacher_module(store: str | os.PathLike[str] | None, teacher: Sequence[str | nn.Module] | None,
                    dataset: ImageDataset, *, trust_store_teachers: bool = False) -> tuple[nn.Module, list[str]]:
     """``teacher``, or the store's teacher ensemble (from the specs in its manifest, only with
-    ``trust_store_teachers``: :func:`drkit.reinforce.teachers.store_teachers`): a :class:`TeacherEnsemble`,
+    ``trust_store_teachers``: :func:`drkit.reinforcement.teachers.store_teachers`): a :class:`TeacherEnsemble`,
     whose output :func:`predict` takes as probabilities."""
     temperature, specs = 1.0, list(teacher or [])
     if store is not None and not specs:

@@ -25,8 +25,8 @@ from torch import nn
 from ..data import ArrayDataset, ImageDataset, stratified_subset
 from ..errors import ConfigError, DataError
 from ..models import create_model
-from ..train.loop import TrainConfig, Trainer
-from ..train.loop import train as fit
+from ..training.loop import TrainConfig, Trainer
+from ..training.loop import train as fit
 from .generators import Generator
 from .prompts import CLASS_SLOTS, Prompt
 from .reward import Reward, Validation, compute_reward, validate

@@ -24,7 +24,7 @@ from torch import nn
 from .._progress import progress_bar
 from ..data import ImageDataset, load_dataset
 from ..errors import ConfigError
-from ..reinforce.teachers import prepare_teacher
+from ..reinforcement.teachers import prepare_teacher
 from .agents import make_agent
 from .builder import StepResult, SupportSetBuilder, SynthConfig, favoured_prompts, split_validation
 from .env import SupportSetEnv

@@ -30,7 +30,7 @@ from torchvision.io import write_png
 
 from ..data import ArrayDataset, ImageDataset, load_dataset
 from ..errors import DataError
-from ..train.reinforced_dataset import ReinforcedDataset
+from ..training.reinforced_dataset import ReinforcedDataset
 from .prompts import Prompt
 
 __all__ = ["LABEL_MODES", "LabelledImages", "SupportSet", "SupportSetDataset", "class_folder", "write_support_set",
@@ -57,7 +57,7 @@ def as_array_dataset(dataset: ImageDataset) -> ArrayDataset:
 
 class LabelledImages(Dataset):
     """In-memory ``(image float (C, H, W) in [0, 1], target (classes,), label)`` items: what
-    :class:`drkit.train.Trainer` trains on, real (one-hot) and synthetic alike."""
+    :class:`drkit.training.Trainer` trains on, real (one-hot) and synthetic alike."""
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> None:
         if not (len(images) == len(targets) == len(labels)) or images.dtype != torch.uint8:
@@ -198,7 +198,7 @@ class _EpochConcat(ConcatDataset):
 def support_training_set(real: ImageDataset | Dataset, support: str | os.PathLike[str] | None = None, *,
                          label: str = "first", store: str | os.PathLike[str] | None = None,
                          seed: int = 0) -> Dataset:
-    """Real + synthetic training items ``(image, target, label)`` for :class:`drkit.train.Trainer`.
+    """Real + synthetic training items ``(image, target, label)`` for :class:`drkit.training.Trainer`.
 
     ``real`` is an :class:`ImageDataset` (one-hot targets) or any dataset already yielding
     ``(image, target, label)`` — e.g. a ``ReinforcedDataset`` of the real data. Synthetic targets:

@@ -9,7 +9,7 @@ fetches the mixing partner when the policy mixes, and returns::
 ``view`` is the exact tensor the teacher saw (float32 ``(C, H, W)`` in [0, 1]); ``target`` the
 teacher's distribution densified to ``(num_classes,)`` (top-k plus the residual mass spread over the
 other classes), or with ``sparse=True`` a ``(values (k,), class ids (k,))`` pair for many classes
-(see :func:`drkit.train.losses.sparse_soft_target_cross_entropy`); ``label`` the original label,
+(see :func:`drkit.training.losses.sparse_soft_target_cross_entropy`); ``label`` the original label,
 unchanged. With ``views=V`` one access returns V different stored augmentations of the same sample
 stacked (``(V, C, H, W)``, ``(V, classes)``), amortizing the decode (FKD's trick).
 
@@ -39,8 +39,8 @@ from ..augment.ops import to_float
 from ..augment.rng import STREAM_ORIGINAL, STREAM_REPLAY, rng_at
 from ..data import ImageDataset, center_fit, load_dataset
 from ..errors import ConfigError, StoreMismatchError
-from ..reinforce.store import Store
-from ..reinforce.targets import densify
+from ..reinforcement.store import Store
+from ..reinforcement.targets import densify
 
 __all__ = ["ReinforcedDataset"]
 

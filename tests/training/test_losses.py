@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import drkit
-from drkit.train.losses import (
+from drkit.training.losses import (
     kd_kl_loss,
     soft_target_cross_entropy,
     sparse_soft_target_cross_entropy,

@@ -45,9 +45,7 @@ def test_kd_audit_and_eval_never_run_a_stores_code_unasked(code_store, capsys):
 
 def test_out_is_checked_before_data_or_teachers_load(tmp_path, monkeypatch):
     """Issue 21, point 8: an unwritable or misplaced --out fails at once with drkit's own error."""
-    import importlib
-
-    r = importlib.import_module("drkit.reinforce")
+    import drkit.reinforcement.plan as r  # where plan_run loads the data
 
     loaded = []
     monkeypatch.setattr(r, "load_dataset", lambda *a, **k: loaded.append(a) or (_ for _ in ()).throw(AssertionError))

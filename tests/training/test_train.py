@@ -11,8 +11,8 @@ import drkit
 from drkit.errors import ConfigError
 from drkit.inference import predict_probs
 from drkit.models import SmallCNN
-from drkit.train.fresh import FreshAugmented
-from drkit.train.loop import TrainConfig, Trainer
+from drkit.training.fresh import FreshAugmented
+from drkit.training.loop import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """The distributed engine: reinforcement shards computed by Ray actors, written by the driver.
 
 Same store, byte for byte, as the local engine (:func:`drkit.reinforce`): both start from the
-same :class:`~drkit.reinforce.RunPlan` (settings, fingerprint, resume check), compute a shard
-with the same :class:`~drkit.reinforce.ShardComputer` (teacher in fixed ``teacher_batch`` chunks
-from the shard's start) and write it through the same :class:`~drkit.reinforce.StoreSession`.
+same :class:`~drkit.reinforcement.RunPlan` (settings, fingerprint, resume check), compute a shard
+with the same :class:`~drkit.reinforcement.ShardComputer` (teacher in fixed ``teacher_batch`` chunks
+from the shard's start) and write it through the same :class:`~drkit.reinforcement.StoreSession`.
 
 Data flow::
 

@@ -25,11 +25,11 @@ from benchmarks import store_fuzz as fuzz  # its cases and time limit
 from drkit import Store
 from drkit.cli.main import main
 from drkit.errors import DrkitError, ManifestError, StoreCorruptError, StoreError, StoreLockedError
-from drkit.reinforce.config import ReinforceConfig
-from drkit.reinforce.manifest import SCHEMA_VERSION, seal
-from drkit.reinforce.plan import plan_run
-from drkit.reinforce.session import StoreSession
-from drkit.reinforce.store import LOCK_FILE, MANIFEST, WriterLock
+from drkit.reinforcement.config import ReinforceConfig
+from drkit.reinforcement.manifest import SCHEMA_VERSION, seal
+from drkit.reinforcement.plan import plan_run
+from drkit.reinforcement.session import StoreSession
+from drkit.reinforcement.store import LOCK_FILE, MANIFEST, WriterLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from drkit import densify, topk_sparsify
-from drkit.reinforce.targets import class_id_dtype
+from drkit.reinforcement.targets import class_id_dtype
 
 
 @pytest.mark.parametrize(

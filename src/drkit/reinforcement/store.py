@@ -19,7 +19,7 @@ is rewritten atomically after each shard and marked ``complete`` at the end. The
 nothing that varies between runs (no timestamps), so a store is byte-identical however it was made.
 
 A store may come from a stranger: the manifest is validated against its schema
-(:mod:`drkit.reinforce.manifest`) before anything is allocated, shard files must have the store's own names
+(:mod:`drkit.reinforcement.manifest`) before anything is allocated, shard files must have the store's own names
 and lie inside it, and every failure is a :class:`~drkit.errors.StoreError`.
 """
 
@@ -129,7 +129,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` atomically, with its checksums filled in (:func:`drkit.reinforce.manifest.seal`)."""
+    """Write ``manifest`` atomically, with its checksums filled in (:func:`drkit.reinforcement.manifest.seal`)."""
     text = json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n"
     _atomic_write_bytes(root / MANIFEST, text.encode())
 
@@ -207,7 +207,7 @@ class ShardInfo:
     bytes: int
     sha256: str
 
-    entry_sha256: str | None = None  # binds the entry to its samples (schema 2; see drkit.reinforce.manifest)
+    entry_sha256: str | None = None  # binds the entry to its samples (schema 2; see drkit.reinforcement.manifest)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -21,7 +21,7 @@ from conftest import cli_reinforce_args, kill_cli_when, snapshot
 import drkit
 from drkit.cli.main import main
 from drkit.errors import ConfigError, StoreError, TeacherError
-from drkit.reinforce.ray_engine import RayOptions
+from drkit.reinforcement.ray_engine import RayOptions
 
 TESTS = Path(__file__).parents[1]
 # 160 digits in 10 shards of 16 samples × 4 augmentations; teacher chunks of 24 records

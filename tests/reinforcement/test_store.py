@@ -13,8 +13,8 @@ import pytest
 from drkit import Store, StoreCorruptError, StoreError, StoreMismatchError
 from drkit.augment.policies import Policy
 from drkit.data import ArrayDataset
-from drkit.reinforce.manifest import seal
-from drkit.reinforce.store import (
+from drkit.reinforcement.manifest import seal
+from drkit.reinforcement.store import (
     MANIFEST,
     SCHEMA_VERSION,
     ShardWriter,

@@ -13,10 +13,10 @@ import drkit
 from drkit.cli.main import main
 from drkit.errors import ConfigError
 from drkit.models import create_model
-from drkit.train.fresh import FreshAugmented
-from drkit.train.loop import TrainConfig, Trainer, resolve_bf16
-from drkit.train.losses import soft_target_cross_entropy
-from drkit.train.runs import _init_from, train_run
+from drkit.training.fresh import FreshAugmented
+from drkit.training.loop import TrainConfig, Trainer, resolve_bf16
+from drkit.training.losses import soft_target_cross_entropy
+from drkit.training.runs import _init_from, train_run
 
 
 def test_label_smoothing_is_a_mix_with_the_uniform_target(digits60):

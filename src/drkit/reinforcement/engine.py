@@ -61,7 +61,7 @@ def reinforce(
     this call computed and how fast.
 
     ``engine="ray"`` computes the shards on a Ray cluster (``ray_options``:
-    :class:`drkit.reinforce.ray_engine.RayOptions`; needs ``pip install drkit[ray]``) and writes the same
+    :class:`drkit.reinforcement.ray_engine.RayOptions`; needs ``pip install drkit[ray]``) and writes the same
     store, byte for byte; a store started by one engine can be resumed by the other.
     """
     config = resolve_config(config, overrides)

@@ -37,8 +37,8 @@ from ..errors import ConfigError, StoreMismatchError
 from ..inference import predict_probs
 from ..metrics import classification_metrics
 from ..models import adapt_state_dict, create_model, load_state_dict
-from ..reinforce.store import Store
-from ..reinforce.teachers import expand_teachers, prepare_teacher, run_dir_model, store_teachers
+from ..reinforcement.store import Store
+from ..reinforcement.teachers import expand_teachers, prepare_teacher, run_dir_model, store_teachers
 from .fresh import FreshAugmented
 from .loop import TrainConfig, Trainer
 from .reinforced_dataset import ReinforcedDataset
@@ -197,7 +197,7 @@ def train_run(
     ``init`` is a run directory or a weights file. ``augmix`` adds AugMix to erm/kd views;
     ``indices`` trains on these samples of ``data`` only (``drkit teach`` holds a split out so).
     kd without ``teachers`` uses the store's only with ``trust_store_teachers`` (a store is data,
-    not code: :func:`drkit.reinforce.teachers.store_teachers`). The architecture is built and
+    not code: :func:`drkit.reinforcement.teachers.store_teachers`). The architecture is built and
     checked (one forward pass at the data's size) before evaluation data, store views or teachers
     are loaded."""
     try:

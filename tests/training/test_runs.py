@@ -12,8 +12,8 @@ from _image_folders import mixed_size_folder
 import drkit
 from drkit.data import stratified_subset
 from drkit.errors import ConfigError, StoreMismatchError
-from drkit.train.loop import TrainConfig, Trainer
-from drkit.train.runs import train_run
+from drkit.training.loop import TrainConfig, Trainer
+from drkit.training.runs import train_run
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def test_init_transfers_weights_and_replaces_a_mismatched_head(data, teacher_run
     m = train_run(five, tmp_path / "ft", arch="smallcnn-8", mode="erm", init=teacher_run,
                   config=_cfg(epochs=1), progress=False)
     assert m["config"]["init"] == str(teacher_run)
-    ft, _ = drkit.train.runs.load_run_model(tmp_path / "ft")
-    src, _ = drkit.train.runs.load_run_model(teacher_run)
+    ft, _ = drkit.training.runs.load_run_model(tmp_path / "ft")
+    src, _ = drkit.training.runs.load_run_model(teacher_run)
     assert ft.head.weight.shape == (5, 16) and src.head.weight.shape == (10, 16)
     with pytest.raises(ConfigError, match="no tensor fits"):
         train_run(data[0], tmp_path / "bad", arch="mlp-8", mode="erm", init=teacher_run, config=_cfg(epochs=1),

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 import drkit
 from drkit import ConfigError, DataError, Store, StoreError, StoreMismatchError, TeacherError
 from drkit.data import ArrayDataset
-from drkit.reinforce.targets import topk_sparsify
+from drkit.reinforcement.targets import topk_sparsify
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
