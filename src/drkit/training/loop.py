@@ -43,8 +43,9 @@ class TrainConfig:
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
     label_smoothing: float = field(default=0.0, metadata={"help": "mix this much of the uniform distribution into every target"})
-    # fp32 stays the default until the accuracy check of benchmarks/cpu_precision.py has run on a
-    # quiet machine (docs/benchmarks.md): bf16 was faster for CNNs but slower for a ViT there
+    # fp32 stays the default for now: bf16 kept CNN accuracy within the seeds' spread and trained
+    # them 1.5-1.9x faster, but a ViT's bf16 step is slower (docs/benchmarks.md); the next default is
+    # an `auto` that chooses per architecture
     precision: str = field(default="fp32", metadata={"help": "fp32; bf16 (autocast + channels-last); auto: bf16 on a CPU with native bf16 (AVX512-BF16/AMX), else fp32"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, augmentation and replay"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers"})
