@@ -102,7 +102,9 @@ class LineProgress(_NoProgress):
         return f"{line}, {self.postfix}" if self.postfix else line
 
     def _write(self, now: float, *, final: bool) -> None:
-        print(self.format(now, final=final), file=self.stream, flush=True)
+        # the progress stream itself (stderr), as tqdm writes its bar: not a log record
+        self.stream.write(self.format(now, final=final) + "\n")
+        self.stream.flush()
 
 
 def _rate(rate: float | None) -> str:
