@@ -10,7 +10,6 @@ do not depend on how the DataLoader batched the images."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,9 +21,6 @@ from ..errors import TeacherError
 from .config import ReinforceConfig
 from .targets import topk_sparsify
 from .teachers import TeacherEnsemble
-
-if TYPE_CHECKING:
-    pass
 
 
 class AugmentedRecords(Dataset):

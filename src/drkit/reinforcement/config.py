@@ -5,13 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..augment.policies import DEFAULT_POLICY, PolicyConfig
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Reinforce a dataset (the local engine, and the entry point of both engines): augment every sample ``num_augs`` times, run the teacher ensemble once per
-view, keep the parameters and the sparsified output (Faghri et al., ICCV 2023, §3).
+"""Reinforce a dataset (the local engine, and the entry point of both engines): augment every
+sample ``num_augs`` times, run the teacher ensemble once per view, keep the parameters and the
+sparsified output (Faghri et al., ICCV 2023, §3).
 
 Data flow: ``dataset -> policy.sample/apply (DataLoader workers) -> teacher (fixed-size chunks)
 -> topk_sparsify -> ShardWriter``.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,14 +32,9 @@ from ..inference import best_device
 from .compute import ShardComputer
 from .config import ReinforceConfig, resolve_config
 from .plan import open_complete, plan_run
-from .ray_engine import reinforce_on_ray
+from .ray_engine import RayOptions, reinforce_on_ray
 from .session import StoreSession
-from .store import (
-    Store,
-)
-
-if TYPE_CHECKING:
-    from .ray_engine import RayOptions
+from .store import Store
 
 
 def reinforce(

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,6 @@ from .store import (
     record_dtype,
 )
 from .teachers import TeacherEnsemble, prepare_teacher
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

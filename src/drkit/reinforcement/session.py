@@ -4,7 +4,7 @@ each new shard written atomically followed by the manifest, and the store marked
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +21,6 @@ from .store import (
     shard_ranges,
     write_manifest,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
