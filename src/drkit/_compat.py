@@ -58,7 +58,7 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
 
 def _warn(old: str, name: str, new: str) -> None:
     warnings.warn(f"{old}.{name} moved to {new}.{name}: import it from there ({old} is the layout of drkit 0.1 "
-                  "and goes in drkit 0.3)", DeprecationWarning, stacklevel=3)
+                  "and goes in drkit 0.3)", DeprecationWarning, stacklevel=4)  # _warn, moved_name, __getattr__, the caller
 
 
 class _MovedModule(types.ModuleType):
@@ -71,17 +71,17 @@ class _MovedModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        new = MOVED_NAMES.get((self.__name__, name), self.__dict__["_drkit_new"])
-        _warn(self.__name__, name, new)
-        return getattr(importlib.import_module(new), name)
+        return moved_name(self.__name__, name, self.__dict__["_drkit_new"])
 
 
-def moved_name(package: str, name: str) -> Any:
-    """A name that left ``package`` (a stage package's ``__getattr__``), with a warning; else AttributeError."""
-    new = MOVED_NAMES.get((package, name))
+def moved_name(module: str, name: str, default: str | None = None) -> Any:
+    """``name`` of drkit 0.1's ``module``, read where it lives now (``MOVED_NAMES``, else ``default``)
+    with a warning; AttributeError when it never moved. Used by the alias modules and by a stage
+    package's ``__getattr__``."""
+    new = MOVED_NAMES.get((module, name), default)
     if new is None:
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    _warn(package, name, new)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    _warn(module, name, new)
     return getattr(importlib.import_module(new), name)
 
 

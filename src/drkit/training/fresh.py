@@ -18,7 +18,6 @@ def augmix(image: torch.Tensor, seed: int, index: int, epoch: int) -> torch.Tens
     """torchvision v2 ``AugMix`` (Hendrycks et al., 2020) of a ``uint8 (C, H, W)`` image, its
     randomness a pure function of (seed, index, epoch): torch's global generator is forked and
     seeded for the call, so neither the result nor the caller's random stream depend on order."""
-
     s = int(rng_at(seed, _AUGMIX_STREAM, index, epoch).integers(2**62))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s)

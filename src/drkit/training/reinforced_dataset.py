@@ -145,12 +145,11 @@ class ReinforcedDataset(Dataset):
         label = int(self.base.labels[index])
         if self.original(index):
             view, target = self._hard(image, label)
-            if self.views == 1:
-                return view, target, label
-            if self.sparse:
-                return (view.expand(self.views, *view.shape).clone(),
-                        (target[0].expand(self.views, -1).clone(), target[1].expand(self.views, -1).clone()), label)
-            return view.expand(self.views, *view.shape).clone(), target.expand(self.views, -1).clone(), label
+            if self.views > 1:  # the same original, V times, shaped as V stored views would be
+                view = view.expand(self.views, *view.shape).clone()
+                target = (tuple(t.expand(self.views, -1).clone() for t in target) if self.sparse
+                          else target.expand(self.views, -1).clone())
+            return view, target, label
         augs = self.choose(index)
         if self.views == 1:
             a = int(augs[0])
