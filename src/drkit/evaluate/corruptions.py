@@ -243,7 +243,7 @@ def _shift(x: torch.Tensor, name: str, severity: int) -> torch.Tensor:
 
 def _imagecorruptions(x: torch.Tensor, name: str, severity: int, seed: int, indices: Sequence[int]) -> torch.Tensor:
     try:
-        from imagecorruptions import corrupt as ic_corrupt
+        from imagecorruptions import corrupt as ic_corrupt  # the optional corruptions extra
     except ImportError as e:
         raise ConfigError("backend 'imagecorruptions' needs `pip install drkit[corruptions]` "
                           "(imagecorruptions-imaug); or use backend='torch'") from e

@@ -86,7 +86,7 @@ class RayOptions:
 
 def _import_ray() -> Any:
     try:
-        import ray
+        import ray  # the optional Ray extra (drkit[ray]): imported where it is used
     except ImportError as e:
         raise ConfigError("the Ray engine needs Ray: pip install 'drkit[ray]' (or pip install 'ray[default]')") from e
     return ray
@@ -115,7 +115,7 @@ class _ShardWorker:
     def _load(self, payload: list[Any]) -> ShardComputer:
         if self.computer is not None:
             return self.computer
-        import ray
+        import ray  # the optional Ray extra (drkit[ray]): imported where it is used
 
         dataset, teachers = ray.get(payload)
         if not isinstance(dataset, ArrayDataset):  # read from files on this node: same content?
@@ -146,7 +146,7 @@ class _ShardWorker:
 
 
 def _node() -> str:
-    import ray
+    import ray  # the optional Ray extra (drkit[ray]): imported where it is used
 
     return ray.util.get_node_ip_address()
 
@@ -265,6 +265,7 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
     as they arrive; a shard whose actor died goes back to the queue. Returns the shards handed
     out again, when (seconds from the start) the last worker first became ready, and the records
     written after that (for a start-up-free rate)."""
+    # the optional Ray extra (drkit[ray]): imported where it is used
     from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
     queue = collections.deque(session.pending)
