@@ -72,7 +72,7 @@ def test_fashion_mnist_offline(monkeypatch):
 
 
 def test_fashion_mnist_missing_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(drkit.data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setattr(drkit.data.builtin, "FASHION_MNIST_DIRS", ())
     monkeypatch.setenv("DRKIT_FASHION_MNIST", str(tmp_path))
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist")

@@ -13,8 +13,9 @@ import drkit
 from drkit.cli.main import main
 from drkit.errors import ConfigError
 from drkit.models import create_model
+from drkit.training import loop
 from drkit.training.fresh import FreshAugmented
-from drkit.training.loop import TrainConfig, Trainer, resolve_bf16
+from drkit.training.loop import TrainConfig, Trainer, has_attention, resolve_bf16
 from drkit.training.losses import soft_target_cross_entropy
 from drkit.training.runs import _init_from, train_run
 
@@ -54,6 +55,20 @@ def test_precision_settings():
         TrainConfig(precision="fp16")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_bf16("bf16", cpu) and not resolve_bf16("fp32", cpu) and not resolve_bf16("auto", cuda)
+    assert TrainConfig().precision == "auto"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_for_convnets_only_on_a_native_bf16_cpu(monkeypatch, native):
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    cnn = create_model("smallcnn-4", num_classes=10, in_chans=1, image_size=(28, 28))
+    vit = create_model("vit-mini-1", num_classes=10, in_chans=1, image_size=(28, 28))
+    mha = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.MultiheadAttention(8, 2))
+    assert has_attention(vit) and has_attention(mha) and not has_attention(cnn)
+    assert resolve_bf16("auto", cpu, cnn) is native
+    assert not resolve_bf16("auto", cpu, vit) and not resolve_bf16("auto", cpu, mha)
+    assert resolve_bf16("bf16", cpu, vit)  # asked for explicitly: given
 
 
 def test_bf16_training_runs_and_resumes_as_fp32_does(digits60, tmp_path):

@@ -43,10 +43,9 @@ class TrainConfig:
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
     label_smoothing: float = field(default=0.0, metadata={"help": "mix this much of the uniform distribution into every target"})
-    # fp32 stays the default for now: bf16 kept CNN accuracy within the seeds' spread and trained
-    # them 1.5-1.9x faster, but a ViT's bf16 step is slower (docs/benchmarks.md); the next default is
-    # an `auto` that chooses per architecture
-    precision: str = field(default="fp32", metadata={"help": "fp32; bf16 (autocast + channels-last); auto: bf16 on a CPU with native bf16 (AVX512-BF16/AMX), else fp32"})
+    # auto by default: bf16 kept CNN accuracy within the seeds' spread and trained them 1.5-1.9x
+    # faster on a CPU with native bf16, while a ViT's bf16 step is 0.55-0.63x (docs/benchmarks.md)
+    precision: str = field(default="auto", metadata={"help": "auto: bf16 (autocast + channels-last) for models without attention on a CPU with native bf16 (AVX512-BF16/AMX), else fp32; fp32; bf16"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, augmentation and replay"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers"})
     device: str | None = field(default=None, metadata={"help": "cuda, mps or cpu (default: best available)"})
@@ -71,12 +70,22 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a run at ``precision`` trains with bf16 autocast + channels-last on ``device``.
-    ``auto`` picks it on CPUs with native bf16 only, where it was measured faster at unchanged
-    accuracy (benchmarks/cpu_precision.py); on CUDA/MPS ``auto`` stays fp32."""
+def has_attention(model: nn.Module) -> bool:
+    """Whether ``model`` holds an attention layer (``nn.MultiheadAttention``, timm's ``Attention``
+    and its kin: any module class named ``*Attention*``)."""
+    return any(isinstance(m, nn.MultiheadAttention) or "Attention" in type(m).__name__ for m in model.modules())
+
+
+def resolve_bf16(precision: str, device: torch.device, model: nn.Module | None = None) -> bool:
+    """Whether a run at ``precision`` trains ``model`` with bf16 autocast + channels-last on ``device``.
+
+    ``auto`` picks bf16 only where it was measured faster at unchanged accuracy
+    (``benchmarks/cpu_precision.py``, docs/benchmarks.md): a CPU with native bf16 and a model
+    without attention (CNNs: 1.5-1.9x faster, top-1 within the seeds' spread; a ViT's bf16 step
+    is slower). On CUDA/MPS ``auto`` stays fp32."""
     if precision == "auto":
-        return device.type == "cpu" and cpu_has_native_bf16()
+        return (device.type == "cpu" and cpu_has_native_bf16()
+                and not (model is not None and has_attention(model)))
     return precision == "bf16"
 
 
@@ -113,10 +122,11 @@ class Trainer:
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, *, teacher: nn.Module | None = None) -> None:
         self.config = config
         self.device = torch.device(config.device) if config.device else best_device()
-        self.bf16 = resolve_bf16(config.precision, self.device)
+        self.bf16 = resolve_bf16(config.precision, self.device, model)
         self.model = model.to(self.device)
         if self.bf16:
             self.model = self.model.to(memory_format=torch.channels_last)
+        log.info("training in %s (precision=%s)", "bf16 + channels-last" if self.bf16 else "fp32", config.precision)
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
         self.data = data
         self._gen = torch.Generator()
