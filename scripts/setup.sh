@@ -43,4 +43,11 @@ if ! "$PY" -c "import diffusers, transformers, gymnasium, stable_baselines3" 2>/
   "$PY" -m pip install -q -e ".[test,synth]" \
     || echo "setup: the synth extra could not be installed; its tests will be skipped"
 fi
+# The sources extra (`wds:` and `hf:` data, `drkit export --push`) and the Lightning/Accelerate
+# examples are optional as well: their tests skip when the libraries are missing.
+if ! "$PY" -c "import webdataset, datasets, huggingface_hub, lightning, accelerate" 2>/dev/null; then
+  echo "setup: installing the sources and examples extras (webdataset, datasets, huggingface_hub, lightning, accelerate)"
+  "$PY" -m pip install -q -e ".[test,sources,examples]" \
+    || echo "setup: the sources/examples extras could not be installed; their tests will be skipped"
+fi
 echo "setup: done ($("$PY" -c 'import drkit, torch; print("drkit", drkit.__version__, "torch", torch.__version__)'))"
