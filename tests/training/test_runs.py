@@ -105,6 +105,21 @@ def test_train_fraction_is_stratified(data, store, tmp_path):
     assert m["config"]["train_samples"] == len(idx) < 96
 
 
+def test_reinforced_prob_mixes_in_originals_and_is_part_of_the_run(data, store, tmp_path):
+    m = train_run(data[0], tmp_path / "p", arch="smallcnn-8", mode="dr", store=store.root, reinforced_prob=0.5,
+                  config=_cfg(epochs=1), progress=False)
+    assert m["config"]["reinforced_prob"] == 0.5
+    full = train_run(data[0], tmp_path / "p1", arch="smallcnn-8", mode="dr", store=store.root, config=_cfg(epochs=1),
+                     progress=False)
+    assert "reinforced_prob" not in full["config"]  # runs made before the option read the same
+    assert m["epochs"][0]["loss"] != full["epochs"][0]["loss"]  # other items were trained on
+    with pytest.raises(StoreMismatchError, match="reinforced_prob"):  # resuming with another p is refused
+        train_run(data[0], tmp_path / "p", arch="smallcnn-8", mode="dr", store=store.root, reinforced_prob=0.8,
+                  config=_cfg(epochs=1), progress=False)
+    with pytest.raises(ConfigError, match="reinforced_prob is for dr"):
+        train_run(data[0], tmp_path / "e", mode="erm", reinforced_prob=0.5, config=_cfg(), progress=False)
+
+
 def test_bad_runs_are_clear_errors(data, store, tmp_path):
     with pytest.raises(ConfigError, match="needs --store"):
         train_run(data[0], tmp_path / "a", mode="dr", config=_cfg(), progress=False)

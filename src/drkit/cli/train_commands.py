@@ -25,7 +25,7 @@ __all__ = ["add_train_commands"]
 def _cmd_train(args: argparse.Namespace) -> int:
     m = train_run(args.data, args.out, arch=args.arch, mode=args.mode, store=args.store, teachers=args.teacher or (),
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
-                  views=args.views, temperature=args.temperature, image_size=args.image_size,
+                  views=args.views, reinforced_prob=args.reinforced_prob, temperature=args.temperature, image_size=args.image_size,
                   config=config_from_args(TrainConfig, args), augmix=args.augmix,
                   trust_store_teachers=args.trust_store_teachers, progress=not args.quiet)
     if args.json:
@@ -94,6 +94,9 @@ def add_train_commands(sub: Any) -> None:
                         "stores you trust)")
     t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
+    t.add_argument("--reinforced-prob", type=float, default=1.0, metavar="P",
+                   help="dr: probability of a stored view per item; otherwise the original image with its hard "
+                        "label (ml-dr's p; < 1 eases the reinforcement for small students)")
     t.add_argument("--temperature", type=float, help="kd: teacher softmax temperature (default: an ensemble:DIR's "
                    "fitted one, else 1)")
     t.add_argument("--image-size", type=int, help="erm/kd: side of the square training views and model input "

@@ -119,6 +119,7 @@ class RunConfig:
     temperature: float | None = None  # kd: default the fitted one of an ensemble:DIR, else 1
     image_size: int | tuple[int, int] | None = None  # erm/kd input size (dr: the store's)
     augmix: bool = False  # erm/kd: torchvision's AugMix on the views
+    reinforced_prob: float = 1.0  # dr: probability of a replayed item; else the original image, hard label (ml-dr's p)
     trust_store_teachers: bool = False  # kd without teachers: load the ones the store names
 
     def __post_init__(self) -> None:
@@ -130,6 +131,10 @@ class RunConfig:
             raise ConfigError(f"train fraction must be in (0, 1], got {self.train_fraction}")
         if self.views < 1:
             raise ConfigError(f"views must be >= 1, got {self.views}")
+        if not 0 <= self.reinforced_prob <= 1:
+            raise ConfigError(f"reinforced_prob must be in [0, 1], got {self.reinforced_prob}")
+        if self.reinforced_prob < 1 and self.mode != "dr":
+            raise ConfigError("reinforced_prob is for dr students (the share of stored views; the rest are originals)")
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
@@ -262,6 +267,7 @@ def train_run(
         "teachers": [t if isinstance(t, str) else type(t).__name__ for t in teachers] if mode == "kd" else [],
         "temperature": temperature, "init": str(init) if init else None,
         **({"augmix": True} if augmix else {}),
+        **({"reinforced_prob": run.reinforced_prob} if run.reinforced_prob < 1 else {}),
         **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
            if indices is not None and train_fraction == 1 else {}),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device", "precision")
@@ -278,7 +284,7 @@ def train_run(
 
     if mode == "dr":
         train_set: Dataset = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
-                                               policy=policy)
+                                               policy=policy, p=run.reinforced_prob)
     else:
         train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
                                    seed=cfg.seed, augmix=augmix)
