@@ -11,10 +11,21 @@ Names (``load_dataset``):
   as a query, ``imagefolder:PATH?channels=3&skip_bad_files=1`` (see :class:`ImageFolderDataset`).
 - ``npz:PATH``: a ``.npz`` with images (``x``/``images``: ``(N, H, W)``, ``(N, H, W, C)`` or
   ``(N, C, H, W)``, uint8) and labels (``y``/``labels``); optional ``classes``.
-- Any map-style PyTorch dataset yielding ``(image, label)`` (PIL image, array or tensor) from
-  the Python API.
+- ``wds:PATTERN``: webdataset tar shards, brace-expanded (``wds:/data/train-{000000..000009}.tar``),
+  indexed once for random access (index cached); image member ``jpg``/``png``/``webp``/..., label
+  member ``cls``/``label``/``class``; keys are the samples' ``__key__``; options
+  ``?image=EXT&label=EXT&channels=1|3`` (see :class:`~drkit.data.webdataset_source.WebDatasetSource`).
+- ``hf:PATH_OR_NAME[:split]``: a Hugging Face ``datasets`` dataset: a ``save_to_disk`` folder, a
+  parquet file or folder, or a hub name (the cache only when ``HF_HUB_OFFLINE=1``); image and label
+  columns detected (``Image``/``ClassLabel`` features, else ``image``/``img`` and ``label``/``labels``)
+  or named, ``?image=COL&label=COL&channels=1|3&config=NAME`` (see
+  :class:`~drkit.data.hf_source.HuggingFaceDataset`); keys are row indices.
+- From the Python API: any map-style PyTorch dataset yielding ``(image, label)`` tuples or
+  ``{"image": ..., "label": ...}`` mappings (PIL image, array or tensor), or a ``datasets.Dataset``.
+  Iterable datasets are refused with a :class:`~drkit.errors.DataError` (drkit reads by index);
+  for training that streams, see :mod:`drkit.training.streamed`.
 
-Nothing here touches the network unless ``download=True``.
+Nothing here touches the network unless ``download=True`` or an ``hf:`` hub name is not cached.
 """
 
 from __future__ import annotations
@@ -31,13 +42,18 @@ from .builtin import FASHION_MNIST_CLASSES, FASHION_MNIST_DIRS
 from .decode import IMAGE_SUFFIXES, read_image, to_uint8_channels
 from .fingerprint import FINGERPRINT_ITEMS, dataset_fingerprint
 from .folders import ImageFolderDataset
-from .loading import load_dataset
+from .hf_source import HuggingFaceDataset
+from .loading import DATASET_KINDS, load_dataset
 from .splits import stratified_subset
+from .webdataset_source import WebDatasetSource
 
 __all__ = [
     "ImageDataset",
     "ArrayDataset",
     "ImageFolderDataset",
+    "WebDatasetSource",
+    "HuggingFaceDataset",
+    "DATASET_KINDS",
     "TorchDatasetAdapter",
     "read_image",
     "to_uint8_channels",

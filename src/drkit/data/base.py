@@ -4,11 +4,12 @@ arrays, wrapped PyTorch datasets, and datasets fitted to a model's input size.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import DataError
@@ -109,24 +110,69 @@ class ArrayDataset(ImageDataset):
 
 
 class TorchDatasetAdapter(ImageDataset):
-    """Wraps any map-style dataset yielding ``(image, label)``; reads labels from ``.targets``
-    when present (else by iterating once). Its images may differ in size."""
+    """Wraps any map-style dataset whose items are ``(image, label, ...)`` tuples or mappings
+    (``{"image": ..., "label": ...}``, the form Hugging Face-style datasets yield: the image under
+    ``image``/``img``/``pixel_values``, the label under ``label``/``labels``/``target``; name other
+    keys with ``image_key``/``label_key``). Labels come from ``.targets`` when present, else from one
+    pass over the items. Its images (PIL, array or tensor) may differ in size.
+
+    An ``IterableDataset`` (no ``len``, no random access) is refused with a :class:`DataError`:
+    reinforcement indexes samples (the store's fingerprint, mixing partners). Write it to
+    webdataset shards (``wds:PATTERN``) or a Hugging Face dataset (``hf:PATH``) instead.
+    """
 
     variable_size = True
+    IMAGE_KEYS = ("image", "img", "pixel_values")
+    LABEL_KEYS = ("label", "labels", "target")
 
-    def __init__(self, dataset: Dataset, *, classes: Sequence[str] | None = None, name: str | None = None) -> None:
+    def __init__(self, dataset: Dataset, *, classes: Sequence[str] | None = None, name: str | None = None,
+                 image_key: str | None = None, label_key: str | None = None) -> None:
+        self.name = name or type(dataset).__name__
+        if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+            raise DataError(
+                f"{self.name} is an iterable dataset (no len, no random access); drkit reads samples by index. "
+                "Write it to webdataset shards (wds:PATTERN) or a Hugging Face dataset (hf:PATH), or wrap it "
+                "in a map-style Dataset"
+            )
         self.dataset = dataset
+        n = len(dataset)  # type: ignore[arg-type]
+        first = dataset[0] if n else (None, 0)
+        if isinstance(first, Mapping):
+            self._image_at: Any = self._key(first, image_key, self.IMAGE_KEYS, "image")
+            self._label_at: Any = self._key(first, label_key, self.LABEL_KEYS, "label")
+        elif isinstance(first, (tuple, list)) and len(first) >= 2:
+            self._image_at, self._label_at = 0, 1
+        else:
+            raise DataError(f"{self.name}: items must be (image, label) pairs or mappings with an image and a "
+                            f"label, got {type(first).__name__}")
         targets = getattr(dataset, "targets", None)
         if targets is None:
-            targets = [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
+            targets = [self._label(dataset[i][self._label_at], i) for i in range(n)]
         self.labels = np.asarray(targets, dtype=np.int64).reshape(-1)
+        if len(self.labels) != n:
+            raise DataError(f"{self.name}: {n} items but {len(self.labels)} targets")
         classes = classes or getattr(dataset, "classes", None)
-        n = int(self.labels.max()) + 1 if len(self.labels) else 0
-        self.classes = list(classes) if classes else [str(i) for i in range(n)]
-        self.name = name or type(dataset).__name__
+        k = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self.classes = list(classes) if classes else [str(i) for i in range(k)]
+
+    def _key(self, item: Mapping[str, Any], wanted: str | None, names: Sequence[str], what: str) -> str:
+        if wanted is not None and wanted in item:
+            return wanted
+        found = next((k for k in names if k in item), None) if wanted is None else None
+        if found is None:
+            raise DataError(f"{self.name}: its items are mappings with keys {sorted(map(str, item))} and no "
+                            f"{what} ({wanted or '/'.join(names)}); pass {what}_key= to name it")
+        return found
+
+    def _label(self, value: Any, index: int) -> int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{self.name}[{index}]: the label must be a class id (an integer), got "
+                            f"{type(value).__name__}") from None
 
     def image(self, index: int) -> torch.Tensor:
-        return as_uint8_chw(self.dataset[index][0], f"{self.name}[{index}]")
+        return as_uint8_chw(self.dataset[index][self._image_at], f"{self.name}[{index}]")
 
 
 def center_fit(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -3,6 +3,7 @@ tensor with 1 (gray) or 3 (RGB) channels, by one set of rules for every reader."
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from ..errors import DataError
 
 __all__ = ["BACKGROUND", "IMAGE_SUFFIXES", "to_uint8_channels", "pil_to_tensor", "decode_file", "unreadable_reason",
-           "read_image", "as_uint8_chw"]
+           "read_image", "decode_bytes", "as_uint8_chw"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 BACKGROUND = 255  # transparent pixels are composited onto white
@@ -104,6 +105,27 @@ def read_image(path: str | os.PathLike[str], channels: int | None = None) -> tor
         return to_uint8_channels(img, channels)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
+
+
+def decode_bytes(data: bytes, where: str, channels: int | None = None) -> torch.Tensor:
+    """An encoded image held in memory (a tar member, a parquet cell) read by the rules of
+    :func:`read_image`: the same bytes decode to the same tensor whether they come from a file,
+    a webdataset shard or a Hugging Face dataset. ``where`` names the image in errors."""
+    try:
+        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+    except Exception:  # as decode_file: PIL reads what torchvision does not (BMP, TIFF, PPM)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                img = pil_to_tensor(im)
+        except Exception as e:
+            why = "empty (0 bytes)" if not data else (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise DataError(f"cannot decode image {where}: {why}. Remove or replace it.") from None
+    img = img[0] if img.ndim == 4 else img
+    try:
+        return to_uint8_channels(img, channels)
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
 
 
 def as_uint8_chw(image: Any, where: str) -> torch.Tensor:
