@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_image, read_file
 
 from ..errors import DataError
@@ -119,7 +119,8 @@ def decode_bytes(data: bytes, where: str, channels: int | None = None) -> torch.
                 im.load()
                 img = pil_to_tensor(im)
         except Exception as e:
-            why = "empty (0 bytes)" if not data else (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            why = ("empty (0 bytes)" if not data else "not an image in a format PIL or torchvision reads"
+                   if isinstance(e, UnidentifiedImageError) else (str(e).strip().splitlines() or [type(e).__name__])[0][:200])
             raise DataError(f"cannot decode image {where}: {why}. Remove or replace it.") from None
     img = img[0] if img.ndim == 4 else img
     try:

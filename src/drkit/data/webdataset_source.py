@@ -289,7 +289,7 @@ class WebDatasetSource(ImageDataset):
         if f is None:
             f = self._files[s] = open(self.shards[s], "rb")  # noqa: SIM115 -- kept open for the next reads
         data = os.pread(f.fileno(), int(self._sizes[index]), int(self._offsets[index]))
-        return decode_bytes(data, f"{self.keys[index]!r} in {self.shards[s]}", channels)
+        return decode_bytes(data, f"{str(self.keys[index])!r} in {self.shards[s]}", channels)
 
     def image(self, index: int) -> torch.Tensor:
         return self._decode(index, self.channels)
