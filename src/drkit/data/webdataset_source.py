@@ -40,7 +40,7 @@ from .decode import decode_bytes
 from .options import parse_channels, split_options
 
 __all__ = ["IMAGE_EXTENSIONS", "LABEL_EXTENSIONS", "WebDatasetSource", "ShardIndex", "expand_shards",
-           "parse_label", "wds_options"]
+           "parse_label", "pick_member", "wds_options", "default_index_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,9 @@ class ShardIndex:
         return len(self.keys)
 
 
-def _pick(sample: dict[str, Any], wanted: str | None, candidates: Sequence[str], what: str, where: str) -> Any:
+def pick_member(sample: dict[str, Any], wanted: str | None, candidates: Sequence[str], what: str, where: str) -> Any:
+    """The value of ``sample``'s image or label member (``what``): extension ``wanted``, else the one
+    of ``candidates`` present; a :class:`DataError` when there is none, or several."""
     if wanted is not None:
         if wanted not in sample:
             have = sorted(k for k in sample if not k.startswith("__"))
@@ -162,8 +164,8 @@ def _index_shard(path: Path, image_ext: str | None, label_ext: str | None) -> Sh
         try:
             for sample in group_by_keys(members()):
                 where = f"sample {sample['__key__']!r} of {path}"
-                off, size = _pick(sample, image_ext, IMAGE_EXTENSIONS, "image", where)
-                loff, lsize = _pick(sample, label_ext, LABEL_EXTENSIONS, "label", where)
+                off, size = pick_member(sample, image_ext, IMAGE_EXTENSIONS, "image", where)
+                loff, lsize = pick_member(sample, label_ext, LABEL_EXTENSIONS, "label", where)
                 keys.append(sample["__key__"])
                 offsets.append(off)
                 sizes.append(size)
@@ -246,7 +248,7 @@ class WebDatasetSource(ImageDataset):
                  channels: int | None = None, index_cache: str | os.PathLike[str] | bool | None = None) -> None:
         if channels not in (None, 1, 3):
             raise DataError(f"wds: channels must be 1 (gray) or 3 (RGB), got {channels}")
-        self.pattern = pattern
+        self.pattern, self.image_ext, self.label_ext = pattern, image_ext, label_ext
         self.shards = expand_shards(pattern)
         cache_dir = (None if index_cache is False else default_index_cache() if index_cache in (None, True)
                      else Path(index_cache))  # type: ignore[arg-type]
