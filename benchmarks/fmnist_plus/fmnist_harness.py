@@ -48,12 +48,14 @@ from benchmarks._common import (
     harness_profile,
     write_report,
 )
+from benchmarks.fmnist_plus.calibration import cross_fitted_calibration
 from benchmarks.fmnist_plus.fmnist_report import render
 from drkit.data import ArrayDataset, stratified_subset
 from drkit.evaluate.evaluation import evaluate_model, evaluate_run, to_jsonable
 from drkit.inference import predict_probs
 from drkit.metrics import classification_metrics
 from drkit.reinforcement.store import record_dtype
+from drkit.teach import TEACH_TRAIN_DEFAULTS, TeachConfig, teach
 from drkit.training.loop import TrainConfig
 from drkit.training.runs import train_run
 
@@ -89,6 +91,17 @@ class Profile:
     # The limited-data store's temperature (None: ``temperature``): with few images the teacher's full
     # distribution carries the extra information that sharpening removes.
     limited_temperature: float | None = None
+    # The full profile's arms (issue "Fashion-MNIST+ at full scale"); the defaults keep the other
+    # profiles, and their cached runs, as they were.
+    teach: bool = False  # teachers by `drkit teach` (diverse `teachers`, temperature fitted on their held-out split)
+    teacher_augmix: bool = False  # drkit teach --augmix: AugMix on every member's views (robust teachers)
+    kd_students: tuple[str, ...] | None = None  # students with an online-KD arm (None: every student)
+    # The paper's second guideline for this (the smallest) student: DR from a cropflip store of the same
+    # teachers, and DR with ml-dr's p (the original image with its hard label with probability 1 - p).
+    guideline_arch: str | None = None
+    reinforced_prob: float = 0.8
+    calibration: bool = False  # every student's ECE/NLL after temperature scaling, cross-fitted on test halves
+    transfer: bool = True  # the digits transfer arm
 
 
 PROFILES = {
@@ -110,12 +123,18 @@ PROFILES = {
                      student_epochs=6, seeds=(0, 1), limited_fraction=0.2, limited_epochs=20,
                      transfer_arch="smallcnn-16", transfer_epochs=6, digits_teacher_epochs=10,
                      robustness_samples=200, teacher_policy="cropflip", limited_num_augs=20),
-    # All of Fashion-MNIST: many hours on CPU; meant for a GPU, where it runs unchanged.
-    "full": Profile(train_samples=None, test_samples=None, teachers=("smallcnn-64",) * 3, teacher_epochs=30,
-                    num_augs=16, topk=10, students=("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini"),
-                    student_epochs=10, seeds=(0, 1), limited_fraction=0.1, limited_epochs=30,
+    # All of Fashion-MNIST, the paper's way (docs/results/fmnist_plus_full.md): a diverse `drkit teach`
+    # ensemble with AugMix, students trained long enough for credible ERM baselines (ResNet-18 >= 93.5 %),
+    # KD for the largest and smallest student, the smallest student's guideline arms, calibration after
+    # temperature scaling. About 85 CPU-hours on 2 cores (estimate in the report): meant for a GPU.
+    "full": Profile(train_samples=None, test_samples=None, teachers=("resnet18", "resnet34", "mobilenetv3_large_100"),
+                    teacher_epochs=30, num_augs=30, topk=10,
+                    students=("smallcnn-16", "resnet18", "mobilenetv3_small_100", "vit-mini-4"),
+                    student_epochs=30, seeds=(0, 1), limited_fraction=0.1, limited_epochs=60,
                     transfer_arch="smallcnn-16", transfer_epochs=30, digits_teacher_epochs=30,
-                    robustness_samples=2000, teacher_policy="cropflip", limited_num_augs=30),
+                    robustness_samples=2000, teacher_policy="randaugment+mixing", limited_num_augs=60,
+                    teach=True, teacher_augmix=True, kd_students=("smallcnn-16", "resnet18"),
+                    guideline_arch="smallcnn-16", calibration=True, transfer=False),
 }
 # A few seconds per arm: what the test suite runs to keep the harness working.
 PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=100, teachers=("smallcnn-4",) * 3,
@@ -123,6 +142,10 @@ PROFILES["smoke"] = replace(PROFILES["quick"], train_samples=300, test_samples=1
                             seeds=(0,), limited_fraction=0.2, limited_epochs=2, limited_num_augs=2,
                             transfer_arch="smallcnn-4", transfer_epochs=1, digits_teacher_epochs=1,
                             robustness_samples=40)
+# The full profile's arms at smoke size (teach, KD subset, guideline arms, calibration): the suite's check.
+PROFILES["smoke-full"] = replace(PROFILES["smoke"], teachers=("smallcnn-4", "vit-mini-1"), teach=True,
+                                 kd_students=("smallcnn-4",), guideline_arch="smallcnn-4", calibration=True,
+                                 transfer=False, teacher_policy="randaugment")
 # Profile fields with a default: an older profile.json may lack them.
 DEFAULTS = {f.name: f.default for f in fields(Profile) if f.default is not MISSING}
 # Fields an arm's name holds: an --out may add seeds or limited-data stores to a finished run.
@@ -203,7 +226,39 @@ class Harness:
 
     # ------------------------------------------------------------------ arms
 
+    def teach(self, train, test, tag: str, archs, epochs) -> dict[str, Any]:
+        """The teacher ensemble by ``drkit teach``: one member per architecture, trained on the training
+        split minus a stratified held-out split on which the ensemble's temperature is fitted (never on
+        test); the students later train on all of it, the held-out split included."""
+        root = self.out / f"teach-{tag}"
+
+        def fit() -> dict[str, Any]:
+            train_cfg = replace(TrainConfig(**TEACH_TRAIN_DEFAULTS), epochs=epochs, batch_size=self.p.batch_size,
+                                device=self.device)
+            r = teach(train, list(archs), root, TeachConfig(policy=self.p.teacher_policy or self.p.policy,
+                                                                  augmix=self.p.teacher_augmix,
+                                                                  robust_samples=self.p.robustness_samples),
+                            train_cfg, eval_data=test, progress=self.progress)
+            return r.to_dict()
+
+        result = self.arm(f"teach-{tag}", fit)
+        members = [{"arch": m["arch"], "run": m["run"], **m["eval"], "holdout": m["holdout"],
+                    "train_seconds": m["train_seconds"]} for m in result["members"]]
+        ens = drkit.load_teacher(f"ensemble:{root}", num_classes=train.num_classes, in_chans=1)[0]
+
+        def robustness() -> dict[str, Any]:
+            r = evaluate_model(ens, test, robustness_samples=self.p.robustness_samples, device=self.device)
+            return robustness_summary(r["robustness"])
+
+        metrics = self.arm(f"teacher-{tag}-ensemble",
+                           lambda: classification_metrics(predict_probs(ens, test), test.labels))
+        metrics.update(self.arm(f"teacher-{tag}-ensemble-robustness", robustness))
+        metrics["temperature"] = result["temperature"]
+        return {"members": members, "ensemble": metrics, "runs": [f"ensemble:{root}"]}
+
     def teachers(self, train, test, tag: str, archs, epochs) -> dict[str, Any]:
+        if self.p.teach:
+            return self.teach(train, test, tag, archs, epochs)
         runs, members = [], []
         for k, arch in enumerate(archs):
             run_dir = self.out / f"teachers-{tag}" / f"{k}-{arch}"
@@ -227,11 +282,11 @@ class Harness:
         return {"members": members, "ensemble": metrics, "runs": runs}
 
     def store(self, train, teacher_runs, tag: str, *, num_augs: int | None = None, temperature: float | None = None,
-              choice: bool = True) -> tuple[drkit.Store, dict[str, Any]]:
+              choice: bool = True, policy: str | None = None) -> tuple[drkit.Store, dict[str, Any]]:
         def make() -> dict[str, Any]:
-            s = drkit.reinforce(train, teacher_runs, self.out / f"store-{tag}", policy=self.p.policy,
+            s = drkit.reinforce(train, teacher_runs, self.out / f"store-{tag}", policy=policy or self.p.policy,
                                 num_augs=num_augs or self.p.num_augs, topk=self.p.topk, device=self.device,
-                                temperature=temperature or self.p.temperature, progress=self.progress)
+                                temperature=temperature or self._store_temperature(), progress=self.progress)
             return {**s.summary(), "run_stats": s.run_stats}
 
         info = self.arm(f"store-{tag}", make)
@@ -240,19 +295,30 @@ class Harness:
             info["choice"] = self.arm(f"store-choice-{tag}", lambda: store_choice(store))
         return store, info
 
+    def _store_temperature(self) -> float | None:
+        """The main store's teacher temperature: a ``drkit teach`` ensemble's fitted one (None) unless the
+        profile sets another than 1."""
+        return None if self.p.teach and self.p.temperature == 1 else self.p.temperature
+
     def student(self, train, test, store, arch: str, mode: str, seed: int, *, fraction: float = 1.0,
-                epochs: int | None = None, init: str | None = None, tag: str = "main") -> dict[str, Any]:
-        name = f"{tag}-{arch}-{mode}-s{seed}" + (f"-f{fraction:g}" if fraction < 1 else "")
+                epochs: int | None = None, init: str | None = None, tag: str = "main",
+                reinforced_prob: float = 1.0) -> dict[str, Any]:
+        name = (f"{tag}-{arch}-{mode}-s{seed}" + (f"-f{fraction:g}" if fraction < 1 else "")
+                + (f"-p{reinforced_prob:g}" if reinforced_prob < 1 else ""))
         run_dir = self.out / "students" / name
 
         def fit() -> dict[str, Any]:
-            m = train_run(train, run_dir, arch=arch, mode=mode, store=store.root, policy=self.p.policy,
-                          eval_data=test, init=init, train_fraction=fraction,
+            m = train_run(train, run_dir, arch=arch, mode=mode, store=store.root,
+                          policy=self.p.policy if store.policy_config.name == self.p.policy else None,
+                          eval_data=test, init=init, train_fraction=fraction, reinforced_prob=reinforced_prob,
                           config=self.cfg(epochs or self.p.student_epochs, seed), progress=self.progress,
                           trust_store_teachers=True)  # kd: the teachers of the store this harness made
             result = {"arch": arch, "mode": mode, "seed": seed, "fraction": fraction, "run": str(run_dir),
-                      **m["final"], "train_seconds": m["train_seconds"]}
+                      **m["final"], "train_seconds": m["train_seconds"],
+                      **({"reinforced_prob": reinforced_prob} if reinforced_prob < 1 else {})}
             result.update(self.evaluate(run_dir, test))
+            if self.p.calibration:
+                result["calibrated"] = cross_fitted_calibration(run_dir, test, device=self.device)
             return result
 
         return self.arm(name, fit)
@@ -283,13 +349,29 @@ class Harness:
                                                               "train_bytes": train.nbytes()}}
         res["teachers"] = self.teachers(train, test, "fmnist", p.teachers, p.teacher_epochs)
         store, res["store"] = self.store(train, res["teachers"]["runs"], "fmnist")
+        kd = p.students if p.kd_students is None else p.kd_students
         res["students"] = [self.student(train, test, store, a, m, s)
-                           for s in p.seeds for a in p.students for m in ("erm", "dr", "kd")]
+                           for s in p.seeds for a in p.students for m in ("erm", "dr", "kd") if m != "kd" or a in kd]
+        if p.guideline_arch:
+            res["guideline"] = self.guideline(train, test, res["teachers"]["runs"], p.guideline_arch, store)
         res["limited"] = [r for s in p.seeds for a in p.students[:1] for r in self.limited(train, test, store, res["teachers"]["runs"], a, s)]
-        res["transfer"] = self.transfer(store)
+        if p.transfer:
+            res["transfer"] = self.transfer(store)
         res["compare"] = self.compare(res["students"])
         res["arm_seconds"] = dict(self.arm_seconds)  # their sum: a cold run's wall time on this machine
         return res
+
+    def guideline(self, train, test, teacher_runs, arch: str, store) -> list[dict[str, Any]]:
+        """The paper's second guideline ("balance reinforcement difficulty and model complexity") for the
+        smallest student: DR from a ``cropflip`` store of the same teachers, and DR from the main store
+        with ml-dr's ``p`` (``reinforced_prob``), every seed; compared with its ERM and DR rows."""
+        easy, _ = self.store(train, teacher_runs, "cropflip", policy="cropflip", choice=False)
+        rows = []
+        for s in self.p.seeds:
+            rows.append({**self.student(train, test, easy, arch, "dr", s, tag="cropflip"), "variant": "cropflip store"})
+            rows.append({**self.student(train, test, store, arch, "dr", s, reinforced_prob=self.p.reinforced_prob),
+                         "variant": f"p = {self.p.reinforced_prob:g}"})
+        return rows
 
     def limited(self, train, test, store, teacher_runs, arch: str, seed: int) -> list[dict[str, Any]]:
         """ERM vs DR on ``limited_fraction`` of the training set (the same images: ``train_run``'s stratified
@@ -303,8 +385,8 @@ class Harness:
             return [erm, self.student(train, test, store, arch, "dr", seed, fraction=p.limited_fraction, **kw)]
         idx = stratified_subset(train.labels, p.limited_fraction, seed=seed)
         sub = train.subset(idx, name=f"{train.name}[{p.limited_fraction:g}, seed {seed}]")
-        t = p.limited_temperature or p.temperature
-        tag = f"limited-s{seed}-a{p.limited_num_augs}" + (f"-t{t:g}" if t != 1 else "")
+        t = p.limited_temperature or self._store_temperature()
+        tag = f"limited-s{seed}-a{p.limited_num_augs}" + (f"-t{t:g}" if t not in (1, None) else "")
         sub_store, _ = self.store(sub, teacher_runs, tag, num_augs=p.limited_num_augs, temperature=t, choice=False)
         dr = self.student(sub, test, sub_store, arch, "dr", seed, epochs=p.limited_epochs, tag=tag)
         return [erm, {**dr, "fraction": p.limited_fraction}]  # trained on the subset itself, at fraction 1

@@ -38,20 +38,96 @@ def goals(res: dict[str, Any]) -> dict[str, Any]:
     """The issue's goals, computed from the results (per-architecture means over seeds)."""
     by = _group(res["students"], "arch", "mode")
     archs = sorted({r["arch"] for r in res["students"]})
+    kd_archs = [a for a in archs if by.get((a, "kd"))]  # the full profile runs KD for some students only
     d_top1 = [_mean(by[(a, "dr")], "top1") - _mean(by[(a, "erm")], "top1") for a in archs]
-    kd_gain = [_mean(by[(a, "kd")], "top1") - _mean(by[(a, "erm")], "top1") for a in archs]
+    kd_gain = [_mean(by[(a, "kd")], "top1") - _mean(by[(a, "erm")], "top1") for a in kd_archs]
+    dr_on_kd = [_mean(by[(a, "dr")], "top1") - _mean(by[(a, "erm")], "top1") for a in kd_archs]
     ece_ratio = [_mean(by[(a, "dr")], "ece") / max(_mean(by[(a, "erm")], "ece"), 1e-12) for a in archs]
-    time_ratio = [_mean(by[(a, "dr")], "train_seconds") / _mean(by[(a, "kd")], "train_seconds") for a in archs]
+    time_ratio = [_mean(by[(a, "dr")], "train_seconds") / _mean(by[(a, "kd")], "train_seconds") for a in kd_archs]
     lim = _group(res["limited"], "mode")
     lim_gain = _mean(lim[("dr",)], "top1") - _mean(lim[("erm",)], "top1")
-    mean_kd = statistics.fmean(kd_gain)
+    mean_kd = statistics.fmean(kd_gain) if kd_gain else 0.0
     return {
         "dr_minus_erm_top1": statistics.fmean(d_top1),
         "ece_dr_over_erm": statistics.fmean(ece_ratio),
-        "dr_share_of_kd_gain": statistics.fmean(d_top1) / mean_kd if mean_kd > 0 else None,
-        "dr_over_kd_wall_time": statistics.fmean(time_ratio),
+        "dr_share_of_kd_gain": statistics.fmean(dr_on_kd) / mean_kd if mean_kd > 0 else None,
+        "dr_over_kd_wall_time": statistics.fmean(time_ratio) if time_ratio else None,
         "limited_dr_minus_erm_top1": lim_gain,
     }
+
+
+def per_arch(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """DR − ERM per architecture (seed means): top-1, corruption accuracy, ECE of both, and KD's top-1 gain
+    and DR/KD training-time ratio where a KD arm ran; the calibrated ECEs when measured."""
+    by = _group(res["students"], "arch", "mode")
+    rows = []
+    for a in sorted({r["arch"] for r in res["students"]}):
+        erm, dr, kd = by[(a, "erm")], by[(a, "dr")], by.get((a, "kd"), [])
+        row = {"arch": a, "erm_top1": _mean(erm, "top1"), "dr_top1": _mean(dr, "top1"),
+               "d_top1": _mean(dr, "top1") - _mean(erm, "top1"),
+               "d_mca": (_mean(dr, "mca") - _mean(erm, "mca")) if _mean(erm, "mca") is not None else None,
+               "erm_ece": _mean(erm, "ece"), "dr_ece": _mean(dr, "ece"),
+               "kd_gain": _mean(kd, "top1") - _mean(erm, "top1") if kd else None,
+               "dr_over_kd_time": _mean(dr, "train_seconds") / _mean(kd, "train_seconds") if kd else None}
+        if all("calibrated" in r for r in erm + dr):
+            row["erm_ece_scaled"] = statistics.fmean(r["calibrated"]["ece_after"] for r in erm)
+            row["dr_ece_scaled"] = statistics.fmean(r["calibrated"]["ece_after"] for r in dr)
+        rows.append(row)
+    return rows
+
+
+def full_goals(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """The goals of the issue "Fashion-MNIST+ at full scale": (goal, measured, met)."""
+    rows = per_arch(res)
+    d = [r["d_top1"] for r in rows]
+    kd = [r for r in rows if r["kd_gain"] is not None]
+    share = (statistics.fmean(r["d_top1"] for r in kd) / statistics.fmean(r["kd_gain"] for r in kd)
+             if kd and statistics.fmean(r["kd_gain"] for r in kd) > 0 else None)
+    times = [r["dr_over_kd_time"] for r in kd]
+    mca = [r["d_mca"] for r in rows if r["d_mca"] is not None]
+    lim = _group(res["limited"], "mode")
+    lim_gain = _mean(lim[("dr",)], "top1") - _mean(lim[("erm",)], "top1")
+    return [
+        ("DR − ERM top-1 ≥ +0.3 on every architecture, mean ≥ +1.0",
+         f"min {100 * min(d):+.2f}, mean {100 * statistics.fmean(d):+.2f}",
+         min(d) >= 0.003 and statistics.fmean(d) >= 0.01),
+        ("corruption accuracy DR − ERM ≥ 0 on every architecture",
+         f"min {100 * min(mca):+.2f}" if mca else "–", min(mca) >= 0 if mca else None),
+        ("ECE(DR) < ECE(ERM) on every architecture, no post-hoc scaling",
+         ", ".join(f"{r['dr_ece']:.3f} vs {r['erm_ece']:.3f}" for r in rows),
+         all(r["dr_ece"] < r["erm_ece"] for r in rows)),
+        ("DR reaches ≥ 90 % of online KD's gain (KD architectures)",
+         "–" if share is None else f"{100 * share:.0f} %", None if share is None else share >= 0.9),
+        ("DR epoch time ≤ 1/3 of KD's", ", ".join(f"{x:.2f}" for x in times) or "–",
+         all(x <= 1 / 3 for x in times) if times else None),
+        ("limited data (10 %): DR − ERM ≥ +3", f"{100 * lim_gain:+.2f}", lim_gain >= 0.03),
+    ]
+
+
+def render_full(res: dict[str, Any]) -> list[str]:
+    """The full profile's sections: per-architecture deltas, the guideline arms, calibration, its goals."""
+    out = ["### DR − ERM per architecture (seed means)", "",
+           "| arch | ERM top-1 % | DR top-1 % | DR − ERM | corruption DR − ERM | ECE ERM → DR | "
+           "ECE after scaling ERM → DR | KD gain | DR / KD train time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in per_arch(res):
+        scaled = (f"{r['erm_ece_scaled']:.3f} → {r['dr_ece_scaled']:.3f}" if "erm_ece_scaled" in r else "–")
+        out.append(f"| {r['arch']} | {100 * r['erm_top1']:.2f} | {100 * r['dr_top1']:.2f} | {100 * r['d_top1']:+.2f} | "
+                   + ("–" if r["d_mca"] is None else f"{100 * r['d_mca']:+.2f}")
+                   + f" | {r['erm_ece']:.3f} → {r['dr_ece']:.3f} | {scaled} | "
+                   + ("–" if r["kd_gain"] is None else f"{100 * r['kd_gain']:+.2f}") + " | "
+                   + ("–" if r["dr_over_kd_time"] is None else f"{r['dr_over_kd_time']:.2f}") + " |")
+    out += ["", "ECE after scaling: each half of the test split scaled by the temperature fitted on the other "
+            "half (2-fold cross-fitting, all test images; the same for ERM and DR).", ""]
+    if res.get("guideline"):
+        out += ["### The smallest student: reinforcement difficulty (the paper's second guideline)", "",
+                "| variant | top-1 % | NLL | ECE | corruption acc % |", "|---|---|---|---|---|"]
+        for (variant,), rows in _group(res["guideline"], "variant").items():
+            out.append(f"| {variant} | {_ms([r['top1'] for r in rows], True)} | {_ms([r['nll'] for r in rows])} | "
+                       f"{_ms([r['ece'] for r in rows])} | {_ms([r.get('mca') for r in rows], True)} |")
+        out.append("")
+    out += ["### Goals (issue \"Fashion-MNIST+ at full scale\")", "", "| goal | measured | met |", "|---|---|---|"]
+    out += [f"| {g} | {m} | {'–' if ok is None else ('met' if ok else 'missed')} |" for g, m, ok in full_goals(res)]
+    return out + [""]
 
 
 def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -> str:
@@ -118,15 +194,16 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
              if p.get("limited_num_augs") else f"the main store's {p['num_augs']} views of its images")
     out += ["", f"{p['limited_epochs']} epochs; the DR student reads {views}.", ""]
 
-    tr = res["transfer"]
-    out += ["### Transfer: pretrain on Fashion-MNIST(+) → fine-tune on digits(+) (28×28)", "",
-            f"digits teacher ensemble: top-1 {100 * tr['teachers']['ensemble']['top1']:.2f} %", "",
-            "| pretrained on | fine-tuned on | top-1 % | NLL | ECE |", "|---|---|---|---|---|"]
-    names = {"none": "nothing (scratch)", "erm": "Fashion-MNIST (ERM)", "dr": "Fashion-MNIST+ (DR)"}
-    for (pre, ft), rows in _group(tr["rows"], "pretrain", "finetune").items():
-        out.append(f"| {names[pre]} | {'digits+' if ft == 'dr' else 'digits'} | {_ms([r['top1'] for r in rows], True)} | "
-                   f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
-    out.append("")
+    tr = res.get("transfer") or {"teachers": None, "rows": []}
+    if tr["teachers"]:
+        out += ["### Transfer: pretrain on Fashion-MNIST(+) → fine-tune on digits(+) (28×28)", "",
+                f"digits teacher ensemble: top-1 {100 * tr['teachers']['ensemble']['top1']:.2f} %", "",
+                "| pretrained on | fine-tuned on | top-1 % | NLL | ECE |", "|---|---|---|---|---|"]
+        names = {"none": "nothing (scratch)", "erm": "Fashion-MNIST (ERM)", "dr": "Fashion-MNIST+ (DR)"}
+        for (pre, ft), rows in _group(tr["rows"], "pretrain", "finetune").items():
+            out.append(f"| {names[pre]} | {'digits+' if ft == 'dr' else 'digits'} | {_ms([r['top1'] for r in rows], True)} | "
+                       f"{_ms([r['nll'] for r in rows])} | {_ms([r['ece'] for r in rows])} |")
+        out.append("")
 
     cmp = res.get("compare")
     if cmp:
@@ -135,6 +212,8 @@ def render(res: dict[str, Any], *, command: str, plots_dir: str | None = None) -
         if plots_dir:
             out += [f"![{Path(q).stem}]({plots_dir}/{Path(q).name})" for q in cmp["plots"]] + [""]
 
+    if p.get("teach") or res.get("guideline"):
+        return "\n".join(out + render_full(res))
     g = goals(res)
     share = g["dr_share_of_kd_gain"]
     out += ["### Goals", "", "| goal | measured | met |", "|---|---|---|",
