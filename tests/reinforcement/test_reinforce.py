@@ -47,7 +47,8 @@ def test_store_is_byte_identical_across_batch_size_and_workers(policy, digits60,
     a = make_store(digits60, tiny_teacher(1, 10), tmp_path / "a", policy=policy, batch_size=5, num_workers=0)
     b = make_store(digits60, tiny_teacher(1, 10), tmp_path / "b", policy=policy, batch_size=64, num_workers=2)
     files_a, files_b = snapshot(a.root), snapshot(b.root)
-    assert sorted(files_a) == ["manifest.json"] + [f"shard-{i:05d}.npy" for i in range(4)]
+    assert sorted(files_a) == [f"keys-{i:05d}.npy" for i in range(4)] + ["manifest.json"] + [
+        f"shard-{i:05d}.npy" for i in range(4)]
     assert files_a.keys() == files_b.keys()
     for name in files_a:
         assert files_a[name] == files_b[name], name
@@ -237,7 +238,7 @@ def test_nan_in_a_later_shard_keeps_the_finished_ones(digits60, make_store, tmp_
     # probe + 6 chunks of 8 make the first shard; the 8th call is the second shard's first chunk (rows 48..55)
     with pytest.raises(TeacherError, match=r"record 55 \(sample 18, augmentation 1\)"):
         make_store(digits60, _NaNAfter(tiny_teacher(1, 10), 7), out)
-    assert _left_behind(out) == ["manifest.json", "shard-00000.npy"]
+    assert _left_behind(out) == ["keys-00000.npy", "manifest.json", "shard-00000.npy"]
     with pytest.raises(StoreError, match="rerun"):
         Store.open(out)
 

@@ -46,6 +46,7 @@ def _edit_manifest(root: Path, edit) -> None:
 def test_layout_and_manifest(store):
     root = store.root
     assert sorted(p.name for p in root.iterdir()) == [
+        "keys-00000.npy", "keys-00001.npy", "keys-00002.npy", "keys-00003.npy",
         "manifest.json", "shard-00000.npy", "shard-00001.npy", "shard-00002.npy", "shard-00003.npy"]
     m = json.loads((root / MANIFEST).read_text())
     assert m["format"] == "drkit-store" and m["schema_version"] == SCHEMA_VERSION and m["complete"] is True

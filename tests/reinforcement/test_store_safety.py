@@ -57,12 +57,15 @@ def _edit(root: Path, edit) -> None:
 
 
 def _as_schema_1(root: Path) -> None:
-    """The store as drkit 0.1.0 wrote it: no checksums of settings or entries."""
+    """The store as drkit 0.1.0 wrote it: no checksums of settings or entries, no sample keys."""
     def edit(m):
         m["schema_version"] = 1
         m.pop("settings_sha256")
+        m["settings"].pop("sample_keys")
         for s in m["shards"]:
             s.pop("entry_sha256")
+            for k in ("keys_file", "keys_bytes", "keys_sha256"):
+                s.pop(k)
 
     _edit(root, edit)
 
@@ -248,12 +251,12 @@ def test_schema_1_stores_still_open(store, digits60):
     before = {i: store.records(i).tobytes() for i in range(60)}
     _as_schema_1(store.root)
     old = Store.open(store.root, dataset=digits60)
-    assert old.manifest["schema_version"] == 1 and SCHEMA_VERSION == 2
+    assert old.manifest["schema_version"] == 1 and SCHEMA_VERSION == 3 and not old.has_sample_keys
     assert {i: old.records(i).tobytes() for i in range(60)} == before
     assert old.verify(digits60)["shards"] == 4
 
 
-def test_an_interrupted_schema_1_store_resumes_as_schema_2(digits60, make_store, tmp_path, snapshot):
+def test_an_interrupted_schema_1_store_resumes_as_schema_3(digits60, make_store, tmp_path, snapshot):
     reference = make_store(digits60, tiny_teacher(1, 10), tmp_path / "reference")
     out = tmp_path / "old"
     make_store(digits60, tiny_teacher(1, 10), out)
@@ -263,12 +266,12 @@ def test_an_interrupted_schema_1_store_resumes_as_schema_2(digits60, make_store,
     (out / "shard-00003.npy").unlink()
     resumed = make_store(digits60, tiny_teacher(1, 10), out)
     assert resumed.run_stats["records_computed"] == 28 * 3
-    assert snapshot(out) == snapshot(reference.root)  # sealed as schema 2, byte for byte
+    assert snapshot(out) == snapshot(reference.root)  # sealed as schema 3 with sample keys, byte for byte
 
 
 def test_the_written_manifest_is_sealed(store):
     m = _manifest(store.root)
-    assert m["schema_version"] == 2 and len(m["settings_sha256"]) == 64
+    assert m["schema_version"] == SCHEMA_VERSION and len(m["settings_sha256"]) == 64
     assert all(len(s["entry_sha256"]) == 64 for s in m["shards"])
     assert seal(m) == m  # sealing is idempotent: the checksums are those of what is written
 
@@ -328,7 +331,7 @@ def test_a_second_writer_is_refused_and_removes_nothing(digits60, tmp_path):
         StoreSession(_plan(digits60, out))
     assert sorted(p.name for p in out.iterdir()) == before  # the loser touched nothing
     first.abort()
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-00000.npy"]  # lock gone
+    assert sorted(p.name for p in out.iterdir()) == ["keys-00000.npy", "manifest.json", "shard-00000.npy"]  # lock gone
 
 
 def test_abort_removes_only_what_its_run_created(digits60, tmp_path):

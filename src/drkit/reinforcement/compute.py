@@ -5,7 +5,11 @@ Why the records are byte-identical whatever the batch size, worker count or inte
 parameters are a pure function of (seed, sample, augmentation) (:mod:`drkit.augment.rng`); records
 are laid out shard by shard in (sample, augmentation) order and the teacher always sees the same
 chunks of that order (``teacher_batch`` rows from each shard's start), so its floating-point results
-do not depend on how the DataLoader batched the images."""
+do not depend on how the DataLoader batched the images.
+
+Each shard also gets its key table (:mod:`drkit.data.samples`): the sample's key and label, and the
+hash of its decoded pixels, taken in the worker that decodes the sample for its augmentation 0 —
+no second pass over the data."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..augment.policies import Policy
 from ..data import ImageDataset
+from ..data.samples import content_hash, key_table
 from ..errors import TeacherError
 from .config import ReinforceConfig
 from .targets import topk_sparsify
@@ -25,7 +30,8 @@ from .teachers import TeacherEnsemble
 
 class AugmentedRecords(Dataset):
     """Flat view of the records of some shards: item ``r`` is the augmented view of one
-    (sample, augmentation) pair and its parameter record, in shard order."""
+    (sample, augmentation) pair, its parameter record and, for augmentation 0, ``(sample, content
+    hash)`` of its source image (else None), in shard order."""
 
     def __init__(self, dataset: ImageDataset, policy: Policy, *, seed: int, num_augs: int,
                  ranges: Sequence[tuple[int, int]]) -> None:
@@ -41,7 +47,7 @@ class AugmentedRecords(Dataset):
         i, j = divmod(r - int(self.offsets[part]), self.num_augs)
         return self.starts[part] + i, j
 
-    def __getitem__(self, r: int) -> tuple[torch.Tensor, np.ndarray]:
+    def __getitem__(self, r: int) -> tuple[torch.Tensor, np.ndarray, tuple[int, int] | None]:
         i, j = self.locate(r)
         n = len(self.dataset)
         image = self.dataset.image(i)
@@ -49,11 +55,12 @@ class AugmentedRecords(Dataset):
                                     image_hw=image.shape[-2:])
         view = self.policy.replay(image, params, self.dataset.image,
                                   lambda p, a, im: self.policy.sample_base(self.seed, p, a, image_hw=im.shape[-2:]))
-        return view, params
+        return view, params, ((i, content_hash(image)) if j == 0 else None)
 
 
-def _collate(batch: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[torch.Tensor, np.ndarray]:
-    return torch.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
+def _collate(batch: list[tuple[torch.Tensor, np.ndarray, tuple[int, int] | None]]
+             ) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, int]]]:
+    return torch.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), [b[2] for b in batch if b[2]]
 
 
 class ShardComputer:
@@ -85,13 +92,14 @@ class ShardComputer:
 
     def probe(self) -> None:
         """Run the teacher on one view before anything is written (width, finiteness)."""
-        view, _ = AugmentedRecords(self.dataset, self.policy, seed=self.config.seed, num_augs=self.config.num_augs,
+        view, _, _ = AugmentedRecords(self.dataset, self.policy, seed=self.config.seed, num_augs=self.config.num_augs,
                                    ranges=[(0, 1)])[0]
         self._forward(view[None], 0)
 
     def run(self, shards: Sequence[tuple[int, int, int]],
-            on_progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(shard index, first sample, records)`` for each of ``shards`` in order."""
+            on_progress: Callable[[int], None] | None = None
+            ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Yield ``(shard index, first sample, records, key table)`` for each of ``shards`` in order."""
         if not shards:
             return
         cfg, A = self.config, self.config.num_augs
@@ -104,6 +112,7 @@ class ShardComputer:
         it = iter(loader)
         views: list[torch.Tensor] = []
         params: list[np.ndarray] = []
+        hashes: dict[int, int] = {}  # sample -> content hash, from its augmentation 0's item
         buffered = 0
 
         def take(n: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -119,7 +128,8 @@ class ShardComputer:
             while done < rows:
                 need = min(cfg.teacher_batch, rows - done)
                 while buffered < need:
-                    x, p = next(it)
+                    x, p, h = next(it)
+                    hashes.update(h)
                     views.append(x)
                     params.append(p)
                     buffered += len(x)
@@ -135,4 +145,6 @@ class ShardComputer:
                 if "classes" in self.dtype.names:
                     chunk["classes"] = ids.cpu().numpy()
                 done += need
-            yield s, a, out.reshape(b - a, A)
+            keys = key_table([self.dataset.key(i) for i in range(a, b)], [hashes.pop(i) for i in range(a, b)],
+                             self.dataset.labels[a:b], where=f"{self.dataset.name}: ")
+            yield s, a, out.reshape(b - a, A), keys

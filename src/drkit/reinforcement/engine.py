@@ -81,8 +81,8 @@ def reinforce(
     bar = progress_bar(session.total, desc="reinforce", unit="img", enabled=progress)
     t0 = time.perf_counter()
     try:
-        for s, a, recs in computer.run(session.pending, on_progress=bar.update):
-            session.add(s, a, recs)
+        for s, a, recs, keys in computer.run(session.pending, on_progress=bar.update):
+            session.add(s, a, recs, keys)
     except BaseException:
         session.abort()
         raise

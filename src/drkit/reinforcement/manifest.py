@@ -17,6 +17,11 @@ Schema versions:
   setting, e.g. a bit flip in ``policy.ra_num_bins``, fails it); each shard's ``entry_sha256`` is
   the sha256 of its entry (index, sample range, file, bytes, file sha256) and the settings
   checksum, so entries swapped between shards, or copied from another store, fail.
+- 3: every shard entry also names its key table (``keys_file`` ``keys-NNNNN.npy``, ``keys_bytes``,
+  ``keys_sha256``; one key, content hash and label per sample, :mod:`drkit.data.samples`), bound
+  into ``entry_sha256``; ``settings.sample_keys`` says what the keys are (``scheme``) and how the
+  content is hashed. Stores of schemas 1 and 2 have no sample keys (and must not name key tables):
+  they replay by position only.
 """
 
 from __future__ import annotations
@@ -39,23 +44,31 @@ from pydantic import (
 from ..augment.policies import POLICIES, PolicyConfig
 from ..errors import ConfigError, ManifestError
 
-__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "FORMAT", "MAX_SAMPLES", "MAX_SHARDS", "ManifestModel",
-           "shard_file_name", "canonical_json", "settings_sha256", "entry_sha256", "seal", "validate_manifest",
-           "verify_checksums"]
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "KEYED_VERSION", "FORMAT", "MAX_SAMPLES", "MAX_SHARDS",
+           "ManifestModel", "shard_file_name", "keys_file_name", "canonical_json", "settings_sha256",
+           "entry_sha256", "seal", "validate_manifest", "verify_checksums"]
 
-SCHEMA_VERSION = 2  # what this drkit writes
-READABLE_VERSIONS = (1, 2)  # what it opens
+SCHEMA_VERSION = 3  # what this drkit writes
+READABLE_VERSIONS = (1, 2, 3)  # what it opens
+KEYED_VERSION = 3  # the first schema with sample keys
 FORMAT = "drkit-store"
 MAX_SAMPLES = 2**32 - 1  # mixing records hold the partner's index as uint32
 MAX_SHARDS = 2**20
 MAX_CLASSES = 2**24
 MAX_SIDE = 65535
 SHARD_PATTERN = r"^shard-[0-9]{5,7}\.npy$"
+KEYS_PATTERN = r"^keys-[0-9]{5,7}\.npy$"
+_KEY_FIELDS = ("keys_file", "keys_bytes", "keys_sha256")
 
 
 def shard_file_name(index: int) -> str:
     """The only name shard ``index`` may have, inside the store directory."""
     return f"shard-{index:05d}.npy"
+
+
+def keys_file_name(index: int) -> str:
+    """The only name the key table of shard ``index`` may have, inside the store directory."""
+    return f"keys-{index:05d}.npy"
 
 
 def _int(lo: int, hi: int) -> Any:
@@ -136,6 +149,14 @@ _RecordField = tuple[
 ]
 
 
+class SampleKeySettings(_Model):
+    """What a store's sample keys are (schema 3): the dataset's key scheme (``relative-path``,
+    ``index``, ``__key__``, ...) and the content hash's definition."""
+
+    scheme: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+    hash: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+
+
 class Settings(_Model):
     # other keys are allowed (covered by the checksum) so that a new, optional setting does not
     # need a schema version of its own; the ones this drkit reads are typed here
@@ -149,6 +170,7 @@ class Settings(_Model):
     shard_size: _int(1, MAX_SAMPLES)  # type: ignore[valid-type]
     teacher_batch: _int(1, 2**31 - 1)  # type: ignore[valid-type]
     record_dtype: Annotated[list[_RecordField], Field(min_length=1, max_length=64)]
+    sample_keys: SampleKeySettings | None = None  # required from schema 3
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -165,6 +187,10 @@ class ShardEntry(_Model):
     bytes: _int(1, 2**50)  # type: ignore[valid-type]
     sha256: _SHA256
     entry_sha256: _SHA256 | None = None
+    # the shard's key table (schema 3): one key, content hash and label per sample
+    keys_file: Annotated[str, StringConstraints(strict=True, pattern=KEYS_PATTERN)] | None = None
+    keys_bytes: _int(1, 2**50) | None = None  # type: ignore[valid-type]
+    keys_sha256: _SHA256 | None = None
 
 
 class ManifestModel(_Model):
@@ -197,7 +223,7 @@ def settings_sha256(settings: Mapping[str, Any]) -> str:
 
 def entry_sha256(entry: Mapping[str, Any], settings_checksum: str) -> str:
     """Binds a shard's file checksum to the samples it holds and to the store's settings."""
-    keys = ("index", "start", "stop", "file", "bytes", "sha256")
+    keys = ("index", "start", "stop", "file", "bytes", "sha256") + tuple(k for k in _KEY_FIELDS if k in entry)
     return hashlib.sha256(canonical_json({"settings_sha256": settings_checksum,
                                           **{k: entry[k] for k in keys}})).hexdigest()
 
@@ -246,6 +272,17 @@ def validate_manifest(raw: Any, where: str) -> ManifestModel:
         missing = [i for i, s in enumerate(m.shards) if s.entry_sha256 is None]
         if missing:
             raise _damaged(where, f"shards[{missing[0]}].entry_sha256", "missing (required from schema version 2)")
+    keyed = m.schema_version >= KEYED_VERSION
+    if keyed and m.settings.sample_keys is None:
+        raise _damaged(where, "settings.sample_keys", f"missing (required from schema version {KEYED_VERSION})")
+    for k, s in enumerate(m.shards):
+        present = [f for f in _KEY_FIELDS if getattr(s, f) is not None]
+        if keyed and len(present) != len(_KEY_FIELDS):
+            field = next(f for f in _KEY_FIELDS if getattr(s, f) is None)
+            raise _damaged(where, f"shards[{k}].{field}", f"missing (required from schema version {KEYED_VERSION})")
+        if not keyed and present:
+            raise _damaged(where, f"shards[{k}].{present[0]}",
+                           f"sample keys need schema version {KEYED_VERSION}, the manifest says {m.schema_version}")
     st, n = m.settings, m.num_shards
     if len(m.shards) > n or (m.complete and len(m.shards) != n):
         raise _damaged(where, "shards", f"the list does not cover the dataset: {len(m.shards)} entries, but "
@@ -262,6 +299,9 @@ def validate_manifest(raw: Any, where: str) -> ManifestModel:
             raise _damaged(where, f"shards[{k}]", f"samples {s.start}..{s.stop} are not those of shard {s.index}")
         if s.file != shard_file_name(s.index):
             raise _damaged(where, f"shards[{k}].file", f"{s.file!r} is not shard {s.index}'s ({shard_file_name(s.index)!r})")
+        if s.keys_file is not None and s.keys_file != keys_file_name(s.index):
+            raise _damaged(where, f"shards[{k}].keys_file",
+                           f"{s.keys_file!r} is not shard {s.index}'s key table ({keys_file_name(s.index)!r})")
         previous = s.index
     return m
 

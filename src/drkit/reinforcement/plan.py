@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ..augment.policies import Policy, PolicyConfig
 from ..data import ImageDataset, dataset_fingerprint, load_dataset
+from ..data.samples import HASH_NAME, dataset_keys, key_scheme
 from ..errors import ConfigError, StoreError, StoreMismatchError
 from .config import ReinforceConfig
 from .store import (
@@ -42,11 +43,16 @@ def store_settings(dataset: ImageDataset, policy: Policy, teacher_desc: dict[str
         "shard_size": config.shard_size,
         "teacher_batch": config.teacher_batch,
         "record_dtype": dtype_to_json(dtype),
+        "sample_keys": {"scheme": key_scheme(dataset), "hash": HASH_NAME},
     }
 
 
 def settings_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """The settings that differ between an existing store's ``a`` and a run's ``b``. A store begun by
+    a drkit without sample keys (no ``sample_keys`` in ``a``) may be resumed: it gets them."""
     keys = sorted(set(a) | set(b))
+    if not prefix and "sample_keys" not in a:
+        keys = [k for k in keys if k != "sample_keys"]
     out = []
     for k in keys:
         va, vb = a.get(k), b.get(k)
@@ -111,6 +117,10 @@ def plan_run(data: str | ImageDataset | Dataset, teachers: str | nn.Module | Seq
     dataset = load_dataset(data, download=download)
     if len(dataset) == 0:
         raise ConfigError("the dataset is empty: nothing to reinforce")
+    keys = dataset_keys(dataset)  # every key a valid, bounded UTF-8 name, before hours are spent
+    if len(set(keys)) != len(keys):
+        log.warning("%s: its sample keys are not unique: the store will replay by position only, on this "
+                    "dataset in this order (not on another copy by key)", dataset.name)
     size = (config.image_size, config.image_size) if config.image_size else None
     policy = Policy(PolicyConfig(config.policy, size=size), dataset.image_shape)
     teacher, teacher_desc = prepare_teacher(teachers, dataset, temperature=config.temperature,

@@ -103,6 +103,7 @@ class _ShardWorker:
 
     def __init__(self, policy: PolicyConfig, dtype: np.dtype, config: ReinforceConfig,
                  settings: dict[str, Any], teacher_desc: dict[str, Any], device: str, threads: int) -> None:
+        self.created_at = time.time()  # wall clock: the driver compares it with when it asked for the actor
         # The teacher's float results may depend on the number of intra-op threads: pin it.
         torch.set_num_threads(threads)
         # Arrays shipped through Ray's object store are read-only; drkit's ops never write to a
@@ -110,14 +111,17 @@ class _ShardWorker:
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         self.policy, self.dtype, self.config, self.settings = policy, dtype, config, settings
         self.teacher_desc, self.device = teacher_desc, torch.device(device)
-        self.computer: ShardComputer | None = None
+        self.computer: _TimedComputer | None = None
+        self.fetch_s = self.load_s = 0.0
 
-    def _load(self, payload: list[Any]) -> ShardComputer:
+    def _load(self, payload: list[Any]) -> _TimedComputer:
         if self.computer is not None:
             return self.computer
         import ray  # the optional Ray extra (drkit[ray]): imported where it is used
 
+        t0 = time.perf_counter()
         dataset, teachers = ray.get(payload)
+        t1 = self.fetch_s = time.perf_counter() - t0
         if not isinstance(dataset, ArrayDataset):  # read from files on this node: same content?
             want = {k: v for k, v in self.settings["dataset"].items() if k != "name"}
             if dataset_fingerprint(dataset) != want:
@@ -133,16 +137,46 @@ class _ShardWorker:
                     "without one is randomly initialised in each process)"
                 )
         policy = Policy(self.policy, dataset.image_shape)
-        self.computer = ShardComputer(dataset, policy, teacher, self.dtype, self.config, self.device)
+        self.computer = _TimedComputer(dataset, policy, teacher, self.dtype, self.config, self.device)
+        self.load_s = time.perf_counter() - t0 - t1
         return self.computer
 
     def ready(self, payload: list[Any]) -> dict[str, Any]:
-        self._load(payload)
-        return {"pid": os.getpid(), "node": _node(), "threads": torch.get_num_threads(), "device": str(self.device)}
+        """Load (on the first call) and say where and how this worker runs, and what starting cost."""
+        import ray  # the optional Ray extra (drkit[ray]): imported where it is used
 
-    def compute(self, shard: tuple[int, int, int], payload: list[Any]) -> tuple[int, int, np.ndarray]:
-        ((s, a, records),) = self._load(payload).run([shard])
-        return s, a, records
+        self._load(payload)
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "ip": _node(),
+                "threads": torch.get_num_threads(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                "dataloader_workers": self.config.workers(), "device": str(self.device),
+                "created_at": self.created_at, "fetch_s": self.fetch_s, "load_s": self.load_s}
+
+    def compute(self, shard: tuple[int, int, int], payload: list[Any]) -> tuple[int, int, np.ndarray, np.ndarray]:
+        computer = self._load(payload)
+        t0 = time.perf_counter()
+        ((s, a, records, keys),) = computer.run([shard])
+        computer.shards += 1
+        computer.compute_s += time.perf_counter() - t0
+        return s, a, records, keys
+
+    def stats(self) -> dict[str, Any]:
+        """What this worker spent its time on since it (re)started: shards, and seconds computing
+        them, of which in the teacher's forward (the rest: augmentation, top-k, packing)."""
+        c = self.computer
+        return {"shards": c.shards, "compute_s": c.compute_s, "teacher_s": c.teacher_s} if c else {}
+
+
+class _TimedComputer(ShardComputer):
+    """A :class:`ShardComputer` that counts where a worker's time goes, for ``run_stats["profile"]``."""
+
+    shards, compute_s, teacher_s = 0, 0.0, 0.0
+
+    def _forward(self, views: torch.Tensor, first_record: int) -> torch.Tensor:
+        t0 = time.perf_counter()
+        try:
+            return super()._forward(views, first_record)  # ends on a host sync (the finiteness check)
+        finally:
+            self.teacher_s += time.perf_counter() - t0
 
 
 def _node() -> str:
@@ -232,19 +266,20 @@ def reinforce_on_ray(
         worker_config = dataclasses.replace(
             config, device=None,
             num_workers=config.num_workers if config.num_workers >= 0 else options.cpus_per_worker - 1)
-        payload = [ray.put(plan.dataset), ray.put(members)]
         args = (plan.policy.config, plan.dtype, worker_config, plan.settings, plan.teacher_desc,
                 options.device.type, options.cpus_per_worker)
         remote = ray.remote(_ShardWorker).options(
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
             max_restarts=options.max_restarts, max_task_retries=0, runtime_env=options.runtime_env)
-        actors = [remote.remote(*args) for _ in range(n)]
+        t0, asked_at = time.perf_counter(), time.time()
+        actors = [remote.remote(*args) for _ in range(n)]  # first: their processes start while we put the data
+        payload = [ray.put(plan.dataset), ray.put(members)]  # once for all workers (one copy per node)
+        profile = {"put_s": time.perf_counter() - t0, "asked_at": asked_at}
         log.info("Ray engine: %d workers (%d CPUs, %g GPUs each) for %d shards", n, options.cpus_per_worker,
                  options.gpus_per_worker, len(session.pending))
         bar = progress_bar(session.total, desc="reinforce (ray)", unit="img", enabled=progress)
-        t0 = time.perf_counter()
         try:
-            stats = _run_shards(ray, actors, payload, session, options, bar.update)
+            stats = _run_shards(ray, actors, payload, session, options, bar.update, t0=t0, profile=profile)
         finally:
             bar.close()
         return session.finish(time.perf_counter() - t0, engine="ray", workers=n, **stats)
@@ -260,11 +295,12 @@ def reinforce_on_ray(
 
 
 def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreSession,
-                options: RayOptions, on_progress: Any) -> dict[str, Any]:
+                options: RayOptions, on_progress: Any, *, t0: float, profile: dict[str, Any]) -> dict[str, Any]:
     """The submit/wait loop: each ready actor holds up to ``_DEPTH`` shards; results are written
     as they arrive; a shard whose actor died goes back to the queue. Returns the shards handed
-    out again, when (seconds from the start) the last worker first became ready, and the records
-    written after that (for a start-up-free rate)."""
+    out again, when (seconds from ``t0``, when the actors were asked for) the last worker first
+    became ready, the records written after that (for a start-up-free rate), and ``profile``
+    completed with where the time went (:func:`_profile`)."""
     # the optional Ray extra (drkit[ray]): imported where it is used
     from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
@@ -274,7 +310,9 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
     load: dict[int, int] = {}  # ready actor -> shards in flight
     inflight: dict[Any, tuple[int, tuple[int, int, int]]] = {}
     attempts: collections.Counter[int] = collections.Counter()
-    retried, t0, ready_s, started, after_ready = 0, time.perf_counter(), 0.0, set(), 0
+    retried, ready_s, started, after_ready = 0, 0.0, set(), 0
+    workers: dict[int, dict[str, Any]] = {}  # ready info per worker, as it first (re)started
+    driver = {"wait_s": 0.0, "get_s": 0.0, "write_s": 0.0}  # the driver's loop: idle, fetching, writing
     while queue or inflight:
         for i in list(load):
             while queue and load[i] < _DEPTH:
@@ -289,7 +327,9 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
             raise DrkitError("every Ray worker died and none could be restarted; the complete shards are "
                              "kept: check the cluster (`ray status`) and rerun the same command to resume")
         refs = [*inflight, *probes]
+        tw = time.perf_counter()
         done, _ = ray.wait(refs, num_returns=1, timeout=0.5 if reprobe else None) if refs else ([], [])
+        driver["wait_s"] += time.perf_counter() - tw
         if not done:
             time.sleep(0.1 if not refs else 0)
             continue
@@ -311,12 +351,16 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
             if i not in started:  # start-up, not a restart
                 started.add(i)
                 ready_s = time.perf_counter() - t0
+                workers[i] = {**info, "ready_s": ready_s, "restarted_on": []}
+            else:
+                workers[i]["restarted_on"].append(info["node"])
             continue
         i, shard = inflight.pop(ref)
         if i in load:
             load[i] -= 1
+        tg = time.perf_counter()
         try:
-            s, a, records = ray.get(ref)
+            s, a, records, keys = ray.get(ref)
         except RayTaskError as e:
             _reraise(e)
         except RayActorError as e:
@@ -334,7 +378,37 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
                 del load[i]
                 reprobe[i] = time.monotonic()
             continue
-        session.add(s, a, records)
+        tw = time.perf_counter()
+        driver["get_s"] += tw - tg
+        session.add(s, a, records, keys)
+        driver["write_s"] += time.perf_counter() - tw
         on_progress(records.size)
         after_ready += records.size if len(started) == len(actors) else 0
-    return {"shards_retried": retried, "workers_ready_s": ready_s, "records_after_ready": after_ready}
+    profile.update(_profile(ray, actors, list(load), workers, driver, seconds=time.perf_counter() - t0,
+                            asked_at=profile.pop("asked_at")))
+    return {"shards_retried": retried, "workers_ready_s": ready_s, "records_after_ready": after_ready,
+            "profile": profile}
+
+
+def _profile(ray: Any, actors: list[Any], alive: list[int], workers: dict[int, dict[str, Any]],
+             driver: dict[str, float], *, seconds: float, asked_at: float) -> dict[str, Any]:
+    """Where a run's time went, per worker and on the driver (``run_stats["profile"]``): a worker's
+    ``boot_s`` (its process started and imported drkit), ``fetch_s`` (dataset and teachers out of
+    the object store), ``load_s`` (teachers built and checked) add up to about its ``ready_s``; after
+    that it was ``compute_s`` computing (``teacher_s`` of it in the teacher's forward) and ``idle_s``
+    waiting for work. Counts of a worker that died are lost with it; a restarted one counts anew."""
+    refs = {actors[i].stats.remote(): i for i in alive}
+    done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=10.0) if refs else ([], [])
+    for ref in done:
+        try:
+            workers[refs[ref]].update(ray.get(ref))
+        except Exception as e:  # noqa: BLE001 - a profile is not worth failing a finished run
+            log.debug("no profile from Ray worker %d: %s", refs[ref], e)
+    rows = []
+    for i in sorted(workers):
+        w = {k: v for k, v in workers[i].items() if k != "created_at"}
+        w["boot_s"] = max(0.0, workers[i]["created_at"] - asked_at)  # wall clocks of two processes (or nodes)
+        if "compute_s" in w and not w["restarted_on"]:
+            w["idle_s"] = max(0.0, seconds - w["ready_s"] - w["compute_s"])
+        rows.append({"worker": i, **w})
+    return {"seconds": seconds, "workers": rows, "driver": driver}

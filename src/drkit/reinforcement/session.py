@@ -1,5 +1,9 @@
 """The writing side of a run, shared by every engine: the lock, complete shards kept on resume,
-each new shard written atomically followed by the manifest, and the store marked complete."""
+each new shard written atomically followed by the manifest, and the store marked complete.
+
+A store begun by an older drkit (schema 1 or 2, no sample keys) is resumed as schema 3: the key
+tables of its complete shards are made from the dataset (one decode per sample, no teacher), so
+the finished store is the one a fresh run writes, byte for byte."""
 
 from __future__ import annotations
 
@@ -9,12 +13,14 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..data.samples import content_hashes, key_table
 from ..errors import StoreMismatchError
 from .plan import RunPlan, settings_diff
 from .store import (
     FORMAT,
     MANIFEST,
     SCHEMA_VERSION,
+    ShardInfo,
     ShardWriter,
     Store,
     read_manifest,
@@ -56,9 +62,10 @@ class StoreSession:
             self.done: dict[int, dict[str, Any]] = {}
             if manifest is not None:
                 for s in manifest["shards"]:
-                    p = root / s["file"]
-                    if p.is_file() and p.stat().st_size == s["bytes"]:
+                    files = [(s["file"], s["bytes"])] + ([(s["keys_file"], s["keys_bytes"])] if "keys_file" in s else [])
+                    if all((root / f).is_file() and (root / f).stat().st_size == n for f, n in files):
                         self.done[s["index"]] = s
+                self._add_keys(plan)
             self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
                              "complete": False, "settings": plan.settings,
                              "shards": [self.done[k] for k in sorted(self.done)]}
@@ -67,6 +74,7 @@ class StoreSession:
             self.writer.close()
             self._remove_created_dir()
             raise
+        self.plan = plan
         self.num_augs = plan.config.num_augs
         self.source_bytes = plan.dataset.nbytes()
         self.pending = [r for r in shard_ranges(len(plan.dataset), plan.config.shard_size) if r[0] not in self.done]
@@ -74,11 +82,32 @@ class StoreSession:
         log.info("reinforcing %s: %d shards to do (%d already done), %d records", plan.dataset.name,
                  len(self.pending), len(self.done), self.total)
 
-    def add(self, index: int, start: int, records: np.ndarray) -> None:
-        """Write one computed shard, then the manifest that lists it."""
+    def _add_keys(self, plan: RunPlan) -> None:
+        """Key tables for the complete shards of a store begun without them (schema 1 or 2)."""
+        old = [s for s in self.done.values() if "keys_file" not in s]
+        if old:
+            log.info("%s: making the sample keys of %d shards written by an older drkit", self.root, len(old))
+        for s in old:
+            keys = self._key_table(plan, s["start"], s["stop"])
+            name = self.writer.keys_file_name(s["index"])
+            size, digest = self.writer.save(name, keys)
+            info = ShardInfo(**{k: v for k, v in s.items() if k != "entry_sha256"})
+            self.done[s["index"]] = {**info.to_dict(), "keys_file": name, "keys_bytes": size, "keys_sha256": digest}
+
+    @staticmethod
+    def _key_table(plan: RunPlan, a: int, b: int) -> np.ndarray:
+        """The key table of samples ``a..b`` made from the dataset (one decode per sample)."""
+        return key_table([plan.dataset.key(i) for i in range(a, b)], content_hashes(plan.dataset, range(a, b)),
+                         plan.dataset.labels[a:b], where=f"{plan.dataset.name}: ")
+
+    def add(self, index: int, start: int, records: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Write one computed shard and its key table (made from the dataset when ``keys`` is None:
+        the engines hand over the one their workers made while decoding), then the manifest."""
         if index in self.done:  # a shard computed twice (a retried task) is written once
             return
-        self.done[index] = self.writer.write(index, start, records).to_dict()
+        if keys is None:
+            keys = self._key_table(self.plan, start, start + len(records))
+        self.done[index] = self.writer.write(index, start, records, keys).to_dict()
         self.manifest["shards"] = [self.done[k] for k in sorted(self.done)]
         write_manifest(self.root, self.manifest)
 

@@ -6,6 +6,7 @@ Layout of a store directory::
                          record dtype, ...) and their checksum, one entry per complete shard
                          (samples, bytes, sha256, and a checksum binding them)
     shard-00000.npy      records of samples [0, shard_size) × all augmentations
+    keys-00000.npy       their sample keys, content hashes and labels (schema 3; drkit.data.samples)
     shard-00001.npy      ...
     .drkit-writer.lock   only while a run writes the store: its PID (see ``WriterLock``)
 
@@ -13,6 +14,12 @@ A shard is a ``.npy`` array of shape ``(samples, num_augs)`` with a structured d
 parameter fields, then ``probs`` (float16, top-k values) and ``classes`` (smallest unsigned int,
 top-k class ids; absent when ``k >= num_classes``). ``.npy`` is read with ``allow_pickle=False``
 and memory-mapped, so opening a stranger's store runs no code and one record is one read.
+
+Sample keys (schema 3): each shard's ``keys-NNNNN.npy`` holds, per sample, its key
+(:meth:`~drkit.data.ImageDataset.key`, UTF-8 in a fixed-width field), an 8-byte content hash of
+its decoded pixels and its label, so the store can be matched to another copy of its dataset by
+key (:mod:`drkit.reinforcement.matching`). Opening a store reads no key table; the key -> row
+lookup (:meth:`Store.rows_for`) is built the first time it is asked for.
 
 Shards are written to a temporary name and renamed when complete (``ShardWriter``); the manifest
 is rewritten atomically after each shard and marked ``complete`` at the end. The manifest holds
@@ -31,6 +38,8 @@ import json
 import logging
 import os
 import socket
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +48,7 @@ import numpy as np
 
 from ..augment.policies import Policy, PolicyConfig
 from ..data import ImageDataset, dataset_fingerprint
+from ..data.samples import is_key_dtype
 from ..errors import (
     ManifestError,
     StoreCorruptError,
@@ -50,11 +60,13 @@ from .manifest import (
     FORMAT,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
+    keys_file_name,
     seal,
     shard_file_name,
     validate_manifest,
     verify_checksums,
 )
+from .matching import SampleMatch, match_samples
 from .targets import class_id_dtype
 
 try:
@@ -194,6 +206,13 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{path}: the manifest is damaged: shards[{k}].bytes: {s.bytes} bytes cannot hold "
                 f"{s.stop - s.start} samples × {model.settings.num_augs} records of {dtype.itemsize} bytes"
             )
+    for k, s in enumerate(model.shards):
+        if s.keys_bytes is not None:
+            n = s.stop - s.start
+            if not n * 13 < s.keys_bytes <= n * 1036 + _NPY_HEADER_MAX:  # keys of 1..1024 bytes + 12
+                raise ManifestError(
+                    f"{path}: the manifest is damaged: shards[{k}].keys_bytes: {s.keys_bytes} bytes cannot hold "
+                    f"the key table of {n} samples")
     verify_checksums(model, manifest, str(path))
     return manifest
 
@@ -208,6 +227,9 @@ class ShardInfo:
     sha256: str
 
     entry_sha256: str | None = None  # binds the entry to its samples (schema 2; see drkit.reinforcement.manifest)
+    keys_file: str | None = None  # the shard's key table (schema 3)
+    keys_bytes: int | None = None
+    keys_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -292,20 +314,38 @@ class ShardWriter:
             self.lock.release()
 
     file_name = staticmethod(shard_file_name)
+    keys_file_name = staticmethod(keys_file_name)
 
-    def write(self, index: int, start: int, records: np.ndarray) -> ShardInfo:
+    def write(self, index: int, start: int, records: np.ndarray, keys: np.ndarray | None = None) -> ShardInfo:
+        """Write shard ``index`` (and its key table ``keys``, one row per sample, when given) and
+        return its entry. The key table is renamed into place first: a shard file never lies in the
+        store without its keys (a run killed between the two renames recomputes the shard)."""
+        extra: dict[str, Any] = {}
+        if keys is not None:
+            if len(keys) != len(records) or not is_key_dtype(keys.dtype):
+                raise StoreError(f"shard {index}: a key table of {len(keys)} rows of {keys.dtype} for "
+                                 f"{len(records)} samples")
+            name = keys_file_name(index)
+            size, digest = self.save(name, keys)
+            extra = {"keys_file": name, "keys_bytes": size, "keys_sha256": digest}
         name = self.file_name(index)
+        size, digest = self.save(name, records)
+        return ShardInfo(index, start, start + len(records), name, size, digest, **extra)
+
+    def save(self, name: str, array: np.ndarray) -> tuple[int, str]:
+        """Write ``array`` as ``name`` in the store atomically (temporary name, fsync, rename);
+        returns its size and sha256."""
         tmp = self.root / (name + ".tmp")
         try:
             with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(records), allow_pickle=False)
+                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-            info = ShardInfo(index, start, start + len(records), name, tmp.stat().st_size, _sha256_file(tmp))
+            size, digest = tmp.stat().st_size, _sha256_file(tmp)
             os.replace(tmp, self.root / name)
         finally:
             tmp.unlink(missing_ok=True)
-        return info
+        return size, digest
 
     def clean_temporaries(self) -> None:
         for p in self.root.glob("*.tmp"):
@@ -333,6 +373,9 @@ class Store:
         self.record_dtype = dtype_from_json(self.settings["record_dtype"])
         self.shards = [ShardInfo(**s) for s in manifest["shards"]]
         self._maps: dict[int, np.ndarray] = {}
+        self._key_maps: dict[int, np.ndarray] = {}
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted keys, their rows (rows_for)
+        self._match: tuple[weakref.ref[Any], str, SampleMatch] | None = None  # the last match_dataset's
         self.run_stats: dict[str, Any] | None = None  # set by the engine that just wrote the store
 
     # ------------------------------------------------------------------ opening
@@ -350,38 +393,58 @@ class Store:
         store = cls(root, manifest, verify=verify)
         inside = root.resolve()
         for s in store.shards:
-            p = root / s.file
-            if not p.is_file():
-                raise StoreCorruptError(f"{root}: shard {s.file} is missing")
-            if p.is_symlink() and not p.resolve().is_relative_to(inside):
-                raise StoreCorruptError(
-                    f"{root}: shard {s.file} is a link to {p.resolve()}, outside the store; copy the file into the store"
-                )
-            size = p.stat().st_size
-            if size != s.bytes:
-                raise StoreCorruptError(
-                    f"{root}: shard {s.file} is {size} bytes, the manifest says {s.bytes} "
-                    "(truncated or replaced); re-create the store or restore the file"
-                )
+            files = [(s.file, s.bytes)] + ([(s.keys_file, s.keys_bytes)] if s.keys_file else [])
+            for file, nbytes in files:
+                what = "shard" if file == s.file else "key table"
+                p = root / file
+                if not p.is_file():
+                    raise StoreCorruptError(f"{root}: {what} {file} is missing")
+                if p.is_symlink() and not p.resolve().is_relative_to(inside):
+                    raise StoreCorruptError(
+                        f"{root}: {what} {file} is a link to {p.resolve()}, outside the store; copy the file into "
+                        "the store")
+                size = p.stat().st_size
+                if size != nbytes:
+                    raise StoreCorruptError(
+                        f"{root}: {what} {file} is {size} bytes, the manifest says {nbytes} "
+                        "(truncated or replaced); re-create the store or restore the file"
+                    )
         if dataset is not None:
             store.check_dataset(dataset)
         return store
 
     def check_dataset(self, dataset: ImageDataset) -> None:
-        """Raise :class:`StoreMismatchError` unless ``dataset`` is the one the store was made from."""
+        """Raise :class:`StoreMismatchError` unless ``dataset`` is the one the store was made from,
+        sample for sample in the same order (its fingerprint: the fast check). Another copy of the
+        data, in another order or with samples missing, is matched by key by :meth:`match_dataset`."""
+        problem = self.fingerprint_problem(dataset)
+        if problem is not None:
+            hint = ("; the store has sample keys: ReinforcedDataset and `drkit verify --data` match another "
+                    "copy of the data by key" if self.has_sample_keys else "")
+            raise StoreMismatchError(f"{problem}; open it with the dataset it was reinforced from{hint}")
+
+    def fingerprint_problem(self, dataset: ImageDataset) -> str | None:
+        """What differs between ``dataset``'s fingerprint and the store's (None: they are equal)."""
         want = self.settings["dataset"]
         if len(dataset) != want["length"]:
-            raise StoreMismatchError(
-                f"{self.root} was made from a dataset of {want['length']} samples; this one has {len(dataset)}"
-            )
+            return f"{self.root} was made from a dataset of {want['length']} samples; this one has {len(dataset)}"
         got = dataset_fingerprint(dataset)
         for key, what in (("num_classes", "number of classes"), ("image_shape", "image shape"),
                           ("labels_sha256", "labels"), ("content_sha256", "image content")):
             if got[key] != want[key]:
-                raise StoreMismatchError(
-                    f"{self.root} was made from another dataset: the {what} differ "
-                    f"({want[key]} vs {got[key]}); open it with the dataset it was reinforced from"
-                )
+                return (f"{self.root} was made from another dataset: the {what} differ "
+                        f"({want[key]} vs {got[key]})")
+        return None
+
+    def match_dataset(self, dataset: ImageDataset, *, by: str = "auto") -> SampleMatch:
+        """Which store row each sample of ``dataset`` replays (:func:`drkit.reinforcement.matching.match_samples`:
+        by position when the fingerprint matches, else by sample key and content hash). The result
+        is kept for the last dataset matched, so a check and the dataset built after it share it."""
+        if self._match is not None and self._match[0]() is dataset and self._match[1] == by:
+            return self._match[2]
+        result = match_samples(self, dataset, by=by)
+        self._match = (weakref.ref(dataset), by, result)
+        return result
 
     # ------------------------------------------------------------------ properties
 
@@ -412,6 +475,18 @@ class Store:
     @property
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig.from_dict(self.settings["policy"])
+
+    @property
+    def has_sample_keys(self) -> bool:
+        """Whether every shard has its key table (schema 3): then the store can be matched to
+        another copy of its dataset by key. Older stores replay by position only."""
+        return bool(self.shards) and all(s.keys_file for s in self.shards)
+
+    @property
+    def key_scheme(self) -> str | None:
+        """What the sample keys are (``relative-path``, ``index``, ...), or None without keys."""
+        keys = self.settings.get("sample_keys")
+        return str(keys["scheme"]) if self.has_sample_keys and keys else None
 
     def policy(self) -> Policy:
         """The policy that replays this store's records onto its dataset's images."""
@@ -458,6 +533,89 @@ class Store:
         self._maps[s] = arr
         return arr
 
+    def _key_table(self, s: int) -> np.ndarray:
+        """Shard ``s``'s key table (read, checksum and header checked, the first time it is asked for)."""
+        arr = self._key_maps.get(s)
+        if arr is not None:
+            return arr
+        info = self.shards[s]
+        if not info.keys_file:
+            raise StoreError(f"{self.root} has no sample keys (schema {self.manifest['schema_version']}): it "
+                             "replays by position only, on the dataset it was made from")
+        path = self.root / info.keys_file
+        if self.verify_checksums and _sha256_file(path) != info.keys_sha256:
+            raise StoreCorruptError(f"{path} fails its checksum (bit flip or modified file); re-create the store "
+                                    "or restore the file")
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version} (drkit writes 1.0)")
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                head_shape, fortran, dtype = read_header(f)
+            if not is_key_dtype(dtype) or tuple(head_shape) != (info.stop - info.start,) or fortran:
+                raise StoreCorruptError(f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not a key table of "
+                                        f"{info.stop - info.start} samples")
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except StoreCorruptError:
+            raise
+        except (OSError, ValueError, TypeError, SyntaxError) as e:
+            raise StoreCorruptError(f"cannot read key table {path}: {e}") from e
+        self._key_maps[s] = arr
+        return arr
+
+    def _key_column(self, field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(self._key_table(s)[field]) for s in range(len(self.shards))])
+
+    def sample_keys(self) -> np.ndarray:
+        """Every sample's key in store row order, as UTF-8 bytes (``S<width>``; ``np.char.decode(keys,
+        "utf-8")`` gives str). Reads every key table (a store without keys: :class:`StoreError`)."""
+        return self._key_column("key")
+
+    def sample_hashes(self) -> np.ndarray:
+        """Every sample's content hash (``uint64``, :func:`drkit.data.samples.content_hash`), in row order."""
+        return self._key_column("hash")
+
+    def sample_labels(self) -> np.ndarray:
+        """Every sample's label when the store was made (``int64``), in row order."""
+        return self._key_column("label").astype(np.int64)
+
+    def rows_for(self, keys: Sequence[str | bytes]) -> np.ndarray:
+        """The store row of each key (``int64``; -1 where the store has no such sample). The lookup
+        (the keys sorted once) is built the first time; duplicate keys in the store are a
+        :class:`StoreMismatchError` (such a store replays by position only)."""
+        if self._lookup is None:
+            all_keys = self.sample_keys()
+            order = np.argsort(all_keys, kind="stable")
+            ordered = all_keys[order]
+            dup = np.flatnonzero(ordered[1:] == ordered[:-1])
+            if len(dup):
+                raise StoreMismatchError(
+                    f"{self.root}: sample key {ordered[dup[0]].decode('utf-8', 'replace')!r} appears "
+                    f"{int((ordered == ordered[dup[0]]).sum())} times (the dataset's keys were not unique): "
+                    "the store cannot be matched by key; use it with the dataset it was made from")
+            self._lookup = (ordered, order.astype(np.int64))
+        ordered, rows = self._lookup
+        raw = [k if isinstance(k, bytes) else k.encode("utf-8", "surrogatepass") for k in keys]
+        out = np.full(len(raw), -1, dtype=np.int64)
+        if not raw or not len(ordered):
+            return out
+        width = ordered.dtype.itemsize
+        fits = np.fromiter((len(r) <= width and b"\0" not in r for r in raw), dtype=bool, count=len(raw))
+        query = np.array([r if f else b"" for r, f in zip(raw, fits, strict=True)], dtype=ordered.dtype)
+        pos = np.minimum(np.searchsorted(ordered, query), len(ordered) - 1)
+        hit = fits & (ordered[pos] == query)
+        out[hit] = rows[pos[hit]]
+        return out
+
+    def field(self, name: str) -> np.ndarray:
+        """One record field of every sample and augmentation, ``(num_samples, num_augs, ...)``, read
+        shard by shard (e.g. ``"partner"``: which store row each mixing record mixes with)."""
+        if name not in self.record_dtype.names:
+            raise KeyError(f"records have no field {name!r} (they have {', '.join(self.record_dtype.names)})")
+        return np.concatenate([np.asarray(self._shard(s)[name]) for s in range(len(self.shards))])
+
     def records(self, index: int) -> np.ndarray:
         """All ``num_augs`` records of sample ``index`` (a structured array, memory-mapped)."""
         if not 0 <= index < self.num_samples:
@@ -471,17 +629,29 @@ class Store:
             raise IndexError(f"augmentation {aug} out of range 0..{self.num_augs - 1}")
         return self.records(index)[aug]
 
-    def verify(self, dataset: ImageDataset | None = None) -> dict[str, Any]:
-        """Check every shard's checksum, dtype and shape, and that the stored probabilities are finite,
-        in [0, 1], sum to at most 1 (+ float16 slack) and name valid classes; optionally the dataset."""
+    def verify(self, dataset: ImageDataset | None = None, *, only_matching: bool = False) -> dict[str, Any]:
+        """Check every shard's (and key table's) checksum, dtype and shape, and that the stored
+        probabilities are finite, in [0, 1], sum to at most 1 (+ float16 slack) and name valid
+        classes; optionally the dataset: its fingerprint, else (a store with sample keys) which of
+        its samples match the store's by key and content (``report["match"]``). Samples missing on
+        either side or changed are a :class:`~drkit.reinforcement.matching.SampleMismatchError`
+        unless ``only_matching``."""
         self._maps.clear()
+        self._key_maps.clear()
+        self._lookup = None
+        self._match = None
         self.verify_checksums = True
+        for s in range(len(self.shards)):
+            if self.shards[s].keys_file:
+                self._check_keys(s)
+        match = None
         if dataset is not None:
-            self.check_dataset(dataset)
+            match = self.match_dataset(dataset)
+            match.require(only_matching=only_matching)
         worst_sum = 0.0
         for s in range(len(self.shards)):
             arr = self._shard(s)
-            self._check_params(s, arr, dataset)
+            self._check_params(s, arr, dataset, match)
             probs = np.asarray(arr["probs"], dtype=np.float32)
             if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1.001:
                 raise StoreCorruptError(f"{self.shards[s].file}: probabilities outside [0, 1] or not finite")
@@ -491,22 +661,43 @@ class Store:
                 raise StoreCorruptError(f"{self.shards[s].file}: class id >= {self.num_classes}")
         if worst_sum > 1.0 + 2e-3 * max(self.topk, 1):
             raise StoreCorruptError(f"stored probabilities sum to {worst_sum:.4f} > 1")
-        return {"shards": len(self.shards), "records": self.num_samples * self.num_augs,
-                "bytes": self.nbytes(), "max_prob_sum": worst_sum, "dataset_checked": dataset is not None}
+        out = {"shards": len(self.shards), "records": self.num_samples * self.num_augs,
+               "bytes": self.nbytes(), "max_prob_sum": worst_sum, "dataset_checked": dataset is not None,
+               "sample_keys": self.has_sample_keys}
+        if match is not None:
+            out["match"] = match.report()
+        return out
 
-    def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None) -> None:
+    def _check_keys(self, s: int) -> None:
+        """Shard ``s``'s keys are UTF-8 text without NUL (what :func:`drkit.data.samples.encode_key` wrote)."""
+        table = self._key_table(s)
+        try:
+            np.char.decode(np.asarray(table["key"]), "utf-8")
+        except UnicodeDecodeError as e:
+            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: a sample key is not UTF-8 ({e}); "
+                                    "re-create the store or restore the file") from None
+        if (np.char.str_len(np.asarray(table["key"])) == 0).any():
+            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: an empty sample key; re-create the "
+                                    "store or restore the file")
+        if int(np.asarray(table["label"]).max(initial=0)) >= self.num_classes:
+            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: a label >= {self.num_classes}")
+
+    def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None,
+                      match: SampleMatch | None = None) -> None:
         """The records say which samples they are: their parameters are the policy's pure function
         of (seed, sample, augmentation). Checked for the first and last sample of shard ``s`` (all
         fields with the dataset, else the mixing fields, which do not depend on each image's size),
         so a shard holding other samples, or settings edited in a store without their checksum,
         fail."""
         policy, info = self.policy(), self.shards[s]
-        names = policy.param_dtype.names if dataset is not None else policy.param_dtype.names[
-            len(policy._base_names):]
-        if not names:
-            return
+        mixing = policy.param_dtype.names[len(policy._base_names):]
         for i in sorted({info.start, info.stop - 1}):
-            hw = tuple(dataset.image(i).shape[-2:]) if dataset is not None else None
+            # the image of store row i: by position, or the sample of the other copy that matched it
+            b = i if match is None else match.base_of_row(i)
+            hw = tuple(dataset.image(b).shape[-2:]) if dataset is not None and b >= 0 else None
+            names = policy.param_dtype.names if hw is not None else mixing
+            if not names:
+                continue
             for j in range(min(self.num_augs, 64)):
                 want = policy.sample(self.seed, i, j, num_samples=self.num_samples, num_augs=self.num_augs,
                                      image_hw=hw)  # type: ignore[arg-type]
@@ -537,12 +728,14 @@ class Store:
             "record_bytes": self.record_dtype.itemsize,
             "bytes": self.nbytes(),
             "bytes_per_record": round(self.bytes_per_record(), 3),
+            "sample_keys": ({"scheme": self.key_scheme, "hash": self.settings["sample_keys"]["hash"]}
+                            if self.has_sample_keys else None),
         }
 
     # DataLoader workers get a copy without open memory maps; each reopens lazily.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_maps"] = {}
+        state["_maps"], state["_key_maps"], state["_lookup"], state["_match"] = {}, {}, None, None
         return state
 
     def __repr__(self) -> str:

@@ -24,10 +24,21 @@ and ``DistributedSampler``. The epoch lives in a one-element shared-memory tenso
 in the main process reaches the workers' copies of the dataset — persistent workers keep their copy
 for the whole run, and a plain attribute would replay epoch 0's augmentations forever. As with
 ``DistributedSampler``, call it before iterating over the loader for that epoch.
+
+Another copy of the data (issue 23): when ``base`` is not the dataset the store was made from
+sample for sample (its fingerprint differs) and the store has sample keys (schema 3), each sample
+is matched to its store row by key and content hash (:mod:`drkit.reinforcement.matching`); the
+same sample then replays the same stored augmentations in either copy, byte for byte, because
+every choice is a function of the store row, not of the position in ``base``. Samples missing on
+either side or changed are an error naming them, unless ``only_matching=True``: then the dataset
+holds the matched samples only, in ``base``'s order (the report is logged). A mixing record whose
+partner sample is missing from ``base`` cannot be replayed; such augmentations are never chosen,
+and a sample left with fewer than ``views`` usable ones is left out (logged).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -39,10 +50,13 @@ from ..augment.ops import to_float
 from ..augment.rng import STREAM_ORIGINAL, STREAM_REPLAY, rng_at
 from ..data import ImageDataset, center_fit, load_dataset
 from ..errors import ConfigError, StoreMismatchError
+from ..reinforcement.matching import SampleMatch
 from ..reinforcement.store import Store
 from ..reinforcement.targets import densify
 
 __all__ = ["ReinforcedDataset"]
+
+log = logging.getLogger(__name__)
 
 
 class ReinforcedDataset(Dataset):
@@ -57,6 +71,12 @@ class ReinforcedDataset(Dataset):
         policy: if given, the policy name the caller expects; a store of another policy is an error.
         p: probability of a reinforced item per (epoch, index); otherwise the original image with
             its hard label (default 1: always reinforced).
+        match: ``"auto"``: by position when ``base``'s fingerprint matches the store's, else by
+            sample key; ``"position"``: the fingerprint must match; ``"key"``: always by key and
+            content hash (decodes every image once).
+        only_matching: when matched by key, train on the samples that match and leave out the
+            missing or changed ones (logged), instead of raising
+            :class:`~drkit.reinforcement.matching.SampleMismatchError`.
 
     Example:
         >>> train_set = ReinforcedDataset("digits", "runs/demo/digits+")  # doctest: +SKIP
@@ -65,12 +85,13 @@ class ReinforcedDataset(Dataset):
 
     def __init__(self, base: str | ImageDataset | Dataset, store: str | os.PathLike[str] | Store, *,
                  seed: int = 0, views: int = 1, sparse: bool = False, policy: str | None = None,
-                 p: float = 1.0) -> None:
+                 p: float = 1.0, match: str = "auto", only_matching: bool = False) -> None:
         if not 0 <= p <= 1:
             raise ConfigError(f"p (the probability of a reinforced item) must be in [0, 1], got {p}")
         self.base = load_dataset(base)
         self.store = store if isinstance(store, Store) else Store.open(store)
-        self.store.check_dataset(self.base)
+        self.match: SampleMatch = self.store.match_dataset(self.base, by=match)
+        self.match.require(only_matching=only_matching)
         if policy is not None and policy != self.store.policy_config.name:
             raise StoreMismatchError(
                 f"{self.store.root} was reinforced with policy {self.store.policy_config.name!r}, not {policy!r}; "
@@ -83,6 +104,28 @@ class ReinforcedDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.seed, self.views, self.sparse, self.p = seed, views, sparse, float(p)
         self.num_classes = self.store.num_classes
+        # item t: sample base_index[t] of base replays store row rows[t] (the identity by position)
+        self._base_index, self._rows = self.match.base_index, self.match.rows
+        self._allowed: np.ndarray | None = None  # (items, num_augs): augmentations that can be replayed
+        if (self.policy.config.uses_mixing and self.match.row_to_base is not None
+                and (self.match.row_to_base < 0).any()):
+            self._drop_missing_partners()
+
+    def _drop_missing_partners(self) -> None:
+        """Only-matching with mixing: an augmentation whose partner row the data lacks is never chosen;
+        a sample left with fewer than ``views`` is left out."""
+        row_to_base = self.match.row_to_base
+        assert row_to_base is not None
+        usable = row_to_base[self.store.field("partner")[self._rows]] >= 0  # (items, num_augs)
+        keep = usable.sum(axis=1) >= self.views
+        if not keep.all():
+            log.warning("%s: %d matching samples left out: fewer than %d of their stored augmentations mix "
+                        "with a partner the data has", self.store.root, int((~keep).sum()), self.views)
+        self._base_index, self._rows, usable = self._base_index[keep], self._rows[keep], usable[keep]
+        self._allowed = None if usable.all() else usable
+        if not len(self._rows):
+            raise StoreMismatchError(f"{self.store.root}: no matching sample has a stored augmentation whose mixing "
+                                     "partner the data has; use the data the store was made from")
 
     @property
     def epoch(self) -> int:
@@ -100,23 +143,44 @@ class ReinforcedDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self._rows)
+
+    def row(self, index: int) -> int:
+        """The store row item ``index`` replays (``index`` itself when matched by position)."""
+        return int(self._rows[index])
+
+    def base_index(self, index: int) -> int:
+        """The sample of ``base`` that item ``index`` is."""
+        return int(self._base_index[index])
 
     def choose(self, index: int) -> np.ndarray:
-        """Indices of the stored augmentations replayed for ``index`` this epoch (``views`` distinct)."""
-        rng = rng_at(self.seed, STREAM_REPLAY, index, self.epoch)
+        """Indices of the stored augmentations replayed for ``index`` this epoch (``views`` distinct);
+        a function of (seed, store row, epoch), so a sample replays the same ones in any copy of the data."""
+        rng = rng_at(self.seed, STREAM_REPLAY, self.row(index), self.epoch)
+        if self._allowed is not None:
+            usable = np.flatnonzero(self._allowed[index])  # all of them: the same draws as below
+            if self.views == 1:
+                return usable[[int(rng.integers(0, len(usable)))]]
+            return rng.choice(usable, size=self.views, replace=False)
         if self.views == 1:
             return np.array([rng.integers(0, self.store.num_augs)])
         return rng.choice(self.store.num_augs, size=self.views, replace=False)
 
+    def _image_of_row(self, row: int) -> torch.Tensor:
+        b = self.match.base_of_row(row)
+        if b < 0:  # only a chosen augmentation is replayed, and those have their partner
+            raise StoreMismatchError(f"{self.store.root}: store row {row} (a mixing partner) is not in {self.base.name}")
+        return self.base.image(b)
+
     def replay(self, index: int, aug: int, image: torch.Tensor | None = None) -> torch.Tensor:
-        """The exact view the teacher saw for (index, aug)."""
-        image = self.base.image(index) if image is None else image
-        return self.policy.replay(image, self.store.record(index, aug), self.base.image,
+        """The exact view the teacher saw for (item ``index``, stored augmentation ``aug``)."""
+        row = self.row(index)
+        image = self.base.image(self.base_index(index)) if image is None else image
+        return self.policy.replay(image, self.store.record(row, aug), self._image_of_row,
                                   lambda p, a, _: self.store.record(p, a))
 
     def target(self, index: int, aug: int) -> Any:
-        rec = self.store.record(index, aug)
+        rec = self.store.record(self.row(index), aug)
         values = np.asarray(rec["probs"], dtype=np.float32)
         ids = None if self.store.dense else np.asarray(rec["classes"], dtype=np.int64)
         if self.sparse:
@@ -126,7 +190,7 @@ class ReinforcedDataset(Dataset):
 
     def original(self, index: int) -> bool:
         """Whether ``index`` trains on its original image and hard label this epoch (``p < 1``)."""
-        return self.p < 1 and float(rng_at(self.seed, STREAM_ORIGINAL, index, self.epoch).random()) >= self.p
+        return self.p < 1 and float(rng_at(self.seed, STREAM_ORIGINAL, self.row(index), self.epoch).random()) >= self.p
 
     def _hard(self, image: torch.Tensor, label: int) -> tuple[torch.Tensor, Any]:
         view = to_float(center_fit(image, tuple(self.policy.size)))
@@ -141,8 +205,12 @@ class ReinforcedDataset(Dataset):
         return view, target
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
-        image = self.base.image(index)
-        label = int(self.base.labels[index])
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"item {index} out of range 0..{len(self) - 1}")
+        index = index % len(self)
+        b = self.base_index(index)
+        image = self.base.image(b)
+        label = int(self.base.labels[b])
         if self.original(index):
             view, target = self._hard(image, label)
             if self.views > 1:  # the same original, V times, shaped as V stored views would be
