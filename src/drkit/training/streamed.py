@@ -93,7 +93,7 @@ class StreamedReinforcedDataset(IterableDataset):
         source: a ``wds:PATTERN`` name or a :class:`WebDatasetSource`.
         store: a store directory or an open :class:`Store` made from this data.
         seed: seed of the shard order, the shuffle buffer and the stored augmentation per (epoch, sample).
-        views / sparse / p: as for :class:`~drkit.training.reinforced_dataset.ReinforcedDataset`.
+        views / sparse / policy / p: as for :class:`~drkit.training.reinforced_dataset.ReinforcedDataset`.
         shuffle_buffer: encoded samples held for the in-shard shuffle (1: the stream's order).
         shuffle_shards: shuffle the shard order per epoch (False: the pattern's order every epoch).
         rank / world_size: this process's DDP rank and the number of ranks (default: from
@@ -102,7 +102,8 @@ class StreamedReinforcedDataset(IterableDataset):
     """
 
     def __init__(self, source: str | WebDatasetSource, store: str | os.PathLike[str] | Store, *, seed: int = 0,
-                 views: int = 1, sparse: bool = False, p: float = 1.0, shuffle_buffer: int = 256,
+                 views: int = 1, sparse: bool = False, policy: str | None = None, p: float = 1.0,
+                 shuffle_buffer: int = 256,
                  shuffle_shards: bool = True, rank: int | None = None, world_size: int | None = None,
                  pad: bool | None = None) -> None:
         super().__init__()
@@ -126,6 +127,11 @@ class StreamedReinforcedDataset(IterableDataset):
         # store row -> sample of the source, for mixing partners (-1: not in these shards)
         self.sample_of_row = np.full(self.store.num_samples, -1, dtype=np.int64)
         self.sample_of_row[self.rows] = np.arange(len(self.rows))
+        if policy is not None and policy != self.store.policy_config.name:
+            raise StoreMismatchError(
+                f"{self.store.root} was reinforced with policy {self.store.policy_config.name!r}, not {policy!r}; "
+                "use a store made with the policy you want, or drop the policy argument"
+            )
         if not 1 <= views <= self.store.num_augs:
             raise ConfigError(f"views must be in 1..{self.store.num_augs} (the stored augmentations), got {views}")
         self.policy = self.store.policy()
