@@ -9,6 +9,12 @@ the same policy drkit reinforces with.
 Everything that shapes a run is a function of (seed, epoch): the data order, the augmentations,
 the replayed records. A run saved after epoch ``e`` and resumed continues exactly as if it had not
 stopped; checkpoints are safetensors (model and optimizer tensors) plus JSON.
+
+Inside an initialised process group of more than one process (``torchrun``, see
+:mod:`drkit.training.distributed`) the trainer is data-parallel: the model is wrapped in
+``DistributedDataParallel`` (gradients all-reduced every step), a ``DistributedSampler`` gives each
+rank its own part of the (seed, epoch) permutation, and the epoch's loss and accuracy are summed
+over the ranks. ``batch_size`` is per process: the global batch is ``batch_size × world size``.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from .._progress import progress_bar
 from ..errors import ConfigError
-from ..inference import best_device
+from . import distributed
 from .losses import soft_target_cross_entropy, sparse_soft_target_cross_entropy
 
 log = logging.getLogger(__name__)
@@ -38,7 +45,8 @@ class TrainConfig:
     """Optimisation settings (AdamW, linear warm-up then cosine decay)."""
 
     epochs: int = field(default=10, metadata={"help": "passes over the training set"})
-    batch_size: int = field(default=64, metadata={"help": "images per step"})
+    batch_size: int = field(default=64, metadata={"help": "images per step and process (under torchrun the "
+                                                          "global batch is batch_size x processes)"})
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (AdamW)"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs"})
@@ -117,11 +125,19 @@ class Trainer:
             sparse ``(values, ids)`` pair. ``data.set_epoch(e)`` is called when it exists.
         config: optimisation settings.
         teacher: if given, its output on each batch replaces the target (online KD).
+
+    In a process group (``torchrun``) each rank builds its own ``Trainer`` on the same data and
+    config: the model is wrapped in ``DistributedDataParallel`` (:attr:`model` stays the plain
+    module, for saving and evaluation), the data is split by a ``DistributedSampler`` whose
+    permutation is a function of (seed, epoch) — the last batch padded with repeated samples so
+    that every rank takes the same number of steps — and ``config.device`` ``cuda`` means this
+    rank's GPU (``LOCAL_RANK``).
     """
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig, *, teacher: nn.Module | None = None) -> None:
         self.config = config
-        self.device = torch.device(config.device) if config.device else best_device()
+        self.dist = distributed.world()
+        self.device = distributed.rank_device(config.device)
         self.bf16 = resolve_bf16(config.precision, self.device, model)
         self.model = model.to(self.device)
         if self.bf16:
@@ -130,8 +146,23 @@ class Trainer:
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
         self.data = data
         self._gen = torch.Generator()
+        # the module that trains: DDP all-reduces the gradients (and broadcast rank 0's weights when
+        # wrapping, so every rank starts from the same model)
+        self._step_model: nn.Module = self.model
+        self.sampler: DistributedSampler | None = None
+        # an iterable dataset (StreamedReinforcedDataset) orders and splits its stream itself
+        ordered = not isinstance(data, IterableDataset)
+        if self.dist.world_size > 1:
+            self._step_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.dist.world_size > 1 and ordered:
+            # permutation seed: the same function of (seed, epoch) on every rank (set_epoch adds e)
+            self.sampler = DistributedSampler(data, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                              shuffle=True, seed=config.seed * 1_000_003, drop_last=False)
         # Workers must not persist: they hold a copy of `data` and would miss set_epoch.
-        self.loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=self._gen,
+        shuffle = ordered and self.sampler is None
+        self.loader = DataLoader(data, batch_size=config.batch_size, shuffle=shuffle, sampler=self.sampler,
+                                 generator=self._gen if shuffle else None,
                                  num_workers=config.num_workers, pin_memory=self.device.type == "cuda")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = len(self.loader)
@@ -157,10 +188,12 @@ class Trainer:
         if hasattr(self.data, "set_epoch"):
             self.data.set_epoch(e)
         self._gen.manual_seed(self.config.seed * 1_000_003 + e)  # data order: a function of (seed, epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(e)
         self.model.train()
         t0, loss_sum, correct, n = time.perf_counter(), 0.0, 0, 0
         bar = progress_bar(self.steps_per_epoch, desc=f"{desc} {e + 1}/{self.config.epochs}", unit="step",
-                           enabled=progress)
+                           enabled=progress and self.dist.is_main)
         for x, target, label in self.loader:
             x, target, label = _flatten_views(x, target, label)
             x, label = x.to(self.device, non_blocking=True), label.to(self.device)
@@ -170,7 +203,7 @@ class Trainer:
             if self.bf16:
                 x = x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits = self.model(x)
+                logits = self._step_model(x)
             loss = self._loss(logits, target)  # in float32: the losses cast the logits
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -184,7 +217,17 @@ class Trainer:
         bar.close()
         self.epoch += 1
         self.model.eval()
+        if self.dist.world_size > 1:  # the epoch's numbers over all ranks (padding repeats included)
+            loss_sum, correct, n = distributed.all_reduce_sum([loss_sum, correct, n], self.device)
+            correct, n = int(correct), int(n)
+            # DDP sends rank 0's buffers (BatchNorm statistics) at the start of each forward, so after
+            # the last step every rank's differ by its own last batch: make them rank 0's, so every
+            # rank holds the model rank 0 saves
+            distributed.broadcast_buffers(self.model)
         metrics = {"epoch": e, "loss": loss_sum / n, "train_acc": correct / n, "seconds": time.perf_counter() - t0}
+        if self.dist.world_size > 1:
+            metrics["world_size"] = self.dist.world_size
+            metrics["samples"] = n
         self.history.append(metrics)
         return metrics
 

@@ -11,6 +11,12 @@ A run directory holds ``config.json`` (what defines the run), ``checkpoint.safet
 ``checkpoint.json`` (after every epoch: rerunning resumes), ``metrics.json`` (per-epoch training
 and evaluation metrics, wall time) and, once finished, ``model.safetensors`` — which makes the run
 usable as a teacher (``--teacher run:DIR``) or as an initialisation (``--init RUN``).
+
+Under ``torchrun --nproc_per_node N -m drkit train ...`` the run is data-parallel
+(:mod:`drkit.training.distributed`): every rank builds the same model and data, trains its part
+of each epoch with gradients all-reduced, and rank 0 alone writes the run directory, evaluates
+and shows progress. ``batch_size`` is per process (global batch: ``batch_size × N``); the number
+of processes is part of the run's config, so a run resumes with the same ``N``.
 """
 
 from __future__ import annotations
@@ -39,10 +45,10 @@ from ..metrics import classification_metrics
 from ..models import adapt_state_dict, create_model, load_state_dict
 from ..reinforcement.store import Store
 from ..reinforcement.teachers import expand_teachers, prepare_teacher, run_dir_model, store_teachers
+from . import distributed
 from .fresh import FreshAugmented
 from .loop import TrainConfig, Trainer
 from .reinforced_dataset import ReinforcedDataset
-from .streamed import StreamedReinforcedDataset
 
 __all__ = ["MODES", "RunConfig", "TrainResult", "train_run", "load_run_model", "default_eval_data"]
 
@@ -122,7 +128,6 @@ class RunConfig:
     augmix: bool = False  # erm/kd: torchvision's AugMix on the views
     reinforced_prob: float = 1.0  # dr: probability of a replayed item; else the original image, hard label (ml-dr's p)
     trust_store_teachers: bool = False  # kd without teachers: load the ones the store names
-    stream: bool = False  # dr on a wds: source: read its shards in sequence (StreamedReinforcedDataset)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -139,9 +144,6 @@ class RunConfig:
             raise ConfigError("reinforced_prob is for dr students (the share of stored views; the rest are originals)")
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.stream and (self.mode != "dr" or self.train_fraction < 1):
-            raise ConfigError("stream is for dr students on a whole wds: source (no train fraction): erm/kd and "
-                              "subsets read samples by index")
 
 
 @dataclass(eq=False)
@@ -206,8 +208,6 @@ def train_run(
     ``arch`` may ask for pretrained weights (``NAME@pretrained[:FILE]``, :mod:`drkit.models`);
     ``init`` is a run directory or a weights file. ``augmix`` adds AugMix to erm/kd views;
     ``indices`` trains on these samples of ``data`` only (``drkit teach`` holds a split out so).
-    ``stream`` (dr on a ``wds:`` source) reads the shards in sequence instead of one random read
-    per sample (:class:`~drkit.training.streamed.StreamedReinforcedDataset`).
     kd without ``teachers`` uses the store's only with ``trust_store_teachers`` (a store is data,
     not code: :func:`drkit.reinforcement.teachers.store_teachers`). The architecture is built and
     checked (one forward pass at the data's size) before evaluation data, store views or teachers
@@ -216,14 +216,22 @@ def train_run(
         run = dataclasses.replace(run or RunConfig(), **overrides)
     except TypeError as e:
         raise ConfigError(f"unknown run setting: {e}") from e
+    cfg = config or TrainConfig()
+    with distributed.process_group_from_env(cfg.device) as ctx:
+        return _train_run(data, out, run, cfg, ctx, store=store, teachers=teachers, eval_data=eval_data,
+                          indices=indices, progress=progress)
+
+
+def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunConfig, cfg: TrainConfig,
+               ctx: distributed.DistContext, *, store: str | os.PathLike[str] | None,
+               teachers: Sequence[str | nn.Module], eval_data: str | ImageDataset | None,
+               indices: Sequence[int] | np.ndarray | None, progress: bool) -> TrainResult:
+    """:func:`train_run` on this process (one rank of ``ctx``; rank 0 writes and evaluates)."""
     arch, mode, policy, init = run.arch, run.mode, run.policy, run.init
     train_fraction, views, temperature, image_size = run.train_fraction, run.views, run.temperature, run.image_size
     augmix, trust_store_teachers = run.augmix, run.trust_store_teachers
-    cfg = config or TrainConfig()
     if indices is not None and train_fraction < 1:
         raise ConfigError("give indices or train_fraction, not both")
-    if indices is not None and run.stream:
-        raise ConfigError("a streamed run reads whole shards: give no indices")
     dataset = load_dataset(data)
     opened = Store.open(store, dataset=dataset) if store is not None else None
     if mode == "dr" and opened is None:
@@ -277,11 +285,12 @@ def train_run(
         "temperature": temperature, "init": str(init) if init else None,
         **({"augmix": True} if augmix else {}),
         **({"reinforced_prob": run.reinforced_prob} if run.reinforced_prob < 1 else {}),
-        **({"stream": True} if run.stream else {}),
         **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
            if indices is not None and train_fraction == 1 else {}),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device", "precision")
                   and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])},
+        # the global batch and the data order depend on the number of processes (absent: one)
+        **({"world_size": ctx.world_size} if ctx.world_size > 1 else {}),
     }
     root = Path(out)
     if (root / "config.json").is_file():
@@ -290,14 +299,12 @@ def train_run(
             differ = sorted(k for k in set(old) | set(run_config) if old.get(k) != run_config.get(k))
             raise StoreMismatchError(f"{root} holds a run with other settings ({', '.join(differ)} differ); "
                                      "choose another --out or delete it")
-    root.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        root.mkdir(parents=True, exist_ok=True)
 
-    if mode == "dr" and run.stream:  # shards in sequence, split over DDP ranks and loader workers
-        train_set: Dataset = StreamedReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
-                                                       policy=policy, p=run.reinforced_prob)
-    elif mode == "dr":
-        train_set = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
-                                      policy=policy, p=run.reinforced_prob)
+    if mode == "dr":
+        train_set: Dataset = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
+                                               policy=policy, p=run.reinforced_prob)
     else:
         train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
                                    seed=cfg.seed, augmix=augmix)
@@ -308,27 +315,33 @@ def train_run(
     if init:
         _init_from(model, init)
     trainer = Trainer(model, train_set, cfg, teacher=teacher)
-    if (root / "checkpoint.json").is_file():
+    if (root / "checkpoint.json").is_file():  # every rank loads rank 0's checkpoint (a shared --out)
         trainer.load(root)
-        log.info("resuming %s after epoch %d", root, trainer.epoch)
-    (root / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+        if ctx.is_main:
+            log.info("resuming %s after epoch %d", root, trainer.epoch)
+    if ctx.is_main:
+        (root / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
 
     metrics: dict[str, Any] = {"config": run_config, "epochs": list(trainer.history)}
     while trainer.epoch < cfg.epochs:
         m = trainer.run_epoch(progress=progress, desc=f"{mode} {arch}")
-        if eval_set is not None:
-            m.update({f"eval_{k}": v for k, v in classification_metrics(
-                predict_probs(trainer.model, eval_set), eval_set.labels).items()})
-        trainer.save(root)
+        if ctx.is_main:  # the other ranks wait at the barrier
+            if eval_set is not None:
+                m.update({f"eval_{k}": v for k, v in classification_metrics(
+                    predict_probs(trainer.model, eval_set), eval_set.labels).items()})
+            trainer.save(root)
+            metrics["epochs"] = trainer.history
+            (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        distributed.barrier()  # no rank runs ahead (or fails) while rank 0 writes the checkpoint
+
+    if ctx.is_main:
+        save_file({k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()},
+                  str(root / "model.safetensors"))
         metrics["epochs"] = trainer.history
+        metrics["train_seconds"] = sum(e["seconds"] for e in trainer.history)
+        if eval_set is not None:
+            metrics["final"] = {k[5:]: v for k, v in trainer.history[-1].items() if k.startswith("eval_")}
+        metrics["complete"] = True
         (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()},
-              str(root / "model.safetensors"))
-    metrics["train_seconds"] = sum(e["seconds"] for e in trainer.history)
-    if eval_set is not None:
-        metrics["final"] = {k[5:]: v for k, v in trainer.history[-1].items() if k.startswith("eval_")}
-    metrics["complete"] = True
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = distributed.broadcast_json(metrics, trainer.device)  # every rank returns rank 0's result
     return TrainResult(root, run_config, metrics["epochs"], metrics["train_seconds"], metrics.get("final"))
