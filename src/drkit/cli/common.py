@@ -14,7 +14,8 @@ from ..evaluate.evaluation import to_jsonable
 __all__ = ["DATA_HELP", "HelpFormatter", "add_command", "add_bool_flag", "add_json_flag", "global_options", "print_json",
            "status"]
 
-DATA_HELP = "digits, fashion-mnist, imagefolder:PATH or npz:PATH"
+DATA_HELP = ("digits, fashion-mnist, imagefolder:PATH, npz:PATH, wds:PATTERN (webdataset tar shards, e.g. "
+             "wds:/data/train-{000000..000009}.tar) or hf:PATH_OR_NAME[:split] (Hugging Face datasets)")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
