@@ -128,7 +128,7 @@ your own copy of the source dataset, at the cost of ordinary training.
 
 The images are not here: download the store, then open it against your copy of
 `{d['name']}`. When your copy is the same dataset in the same order, its fingerprint matches and
-the store replays by position. Otherwise {"each sample is matched by its key (" + keys['scheme'] + ") and content hash: files listed in another order replay exactly; missing or changed samples are reported by count and example keys, and `--only-matching` trains on the rest." if keys else "the store cannot be used (it has no sample keys)."}
+the store replays by position. Otherwise {"each sample is matched by its key (" + keys['scheme'] + ") and content hash: files listed in another order replay exactly; missing or changed samples are reported by count and example keys (`drkit verify store --data DATA`), and `ReinforcedDataset(DATA, store, only_matching=True)` trains on the rest." if keys else "the store cannot be used (it has no sample keys)."}
 
 ```bash
 pip install drkit huggingface_hub

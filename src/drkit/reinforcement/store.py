@@ -356,9 +356,10 @@ class Store:
     """A complete, read-only reinforced dataset.
 
     ``Store.open(path, dataset=...)`` validates the manifest (:func:`read_manifest`), checks that
-    every shard is present, inside the store and of the right size, and (with a dataset) the dataset
-    fingerprint; each shard's checksum is verified the first time it is read (``verify=True``).
-    Records are memory-mapped.
+    every shard (and key table) is present, inside the store and of the right size, and (with a
+    dataset) the dataset fingerprint, or the match of another copy by sample key; each file's
+    checksum is verified the first time it is read (``verify=True``). Records are memory-mapped;
+    no key table is read until a key is looked up.
 
     Example:
         >>> store = Store.open("digits+", dataset=load_dataset("digits"))  # doctest: +SKIP
@@ -382,7 +383,11 @@ class Store:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, dataset: ImageDataset | None = None,
-             verify: bool = True) -> Store:
+             verify: bool = True, only_matching: bool = False) -> Store:
+        """Open the store at ``path``; with ``dataset``, check that it can replay the store: the
+        dataset it was made from (its fingerprint), or another copy whose samples all match by key
+        and content (some only, with ``only_matching``; see :meth:`match_dataset`). Code that reads
+        records by position must call :meth:`check_dataset` instead."""
         root = Path(path)
         manifest = read_manifest(root)  # validated: every count below is bounded
         if not manifest["complete"]:
@@ -410,7 +415,7 @@ class Store:
                         "(truncated or replaced); re-create the store or restore the file"
                     )
         if dataset is not None:
-            store.check_dataset(dataset)
+            store.match_dataset(dataset).require(only_matching=only_matching)
         return store
 
     def check_dataset(self, dataset: ImageDataset) -> None:
