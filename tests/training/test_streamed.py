@@ -66,14 +66,15 @@ def _epoch(ds_per_rank: list[StreamedReinforcedDataset], epoch: int, workers: in
     return out
 
 
-def test_every_sample_once_per_epoch_across_2_ranks_x_2_workers(tmp_path):
+@pytest.mark.parametrize("reader", ["index", "webdataset"])
+def test_every_sample_once_per_epoch_across_2_ranks_x_2_workers(tmp_path, reader):
     base = numbered(28)
     pattern = write(base, tmp_path / "shards", np.arange(28), [9, 3, 7, 5, 4])  # 5 shards, 4 slots
     src = load_dataset(f"wds:{pattern}")
     store = drkit.reinforce(src, tiny_teacher(1, 3), tmp_path / "store", policy="cropflip",
                             num_augs=2, topk=3, num_workers=0, progress=False)
-    ranks = [StreamedReinforcedDataset(src, store, p=0.0, seed=3, shuffle_buffer=4, rank=r, world_size=2)
-             for r in range(2)]
+    ranks = [StreamedReinforcedDataset(src, store, p=0.0, seed=3, shuffle_buffer=4, rank=r, world_size=2,
+                                       reader=reader) for r in range(2)]
     assert [len(r) for r in ranks] == [14, 14]
     seen_by_epoch = []
     for epoch in (0, 1):
@@ -105,7 +106,8 @@ def test_uneven_split_pads_under_ddp_and_not_alone(tmp_path):
     assert runs[0] == [(2, 0, 5)] and runs[1] == [(2, 5, 2), (0, 0, 4)]
 
 
-def test_streamed_items_are_the_map_style_items_found_by_key(tmp_path, one_thread):
+@pytest.mark.parametrize("reader", ["index", "webdataset"])
+def test_streamed_items_are_the_map_style_items_found_by_key(tmp_path, one_thread, reader):
     """A store made from one sharding replays, by key, onto a re-ordered re-sharded copy: every
     streamed item (mixing partners read by index) equals ReinforcedDataset's for that key."""
     base = numbered(20)
@@ -115,7 +117,7 @@ def test_streamed_items_are_the_map_style_items_found_by_key(tmp_path, one_threa
     assert store.has_sample_keys
     copy_order = np.random.default_rng(5).permutation(20)
     copy = load_dataset(f"wds:{write(base, tmp_path / 'b', copy_order, [5, 5, 5, 5])}")
-    streamed = StreamedReinforcedDataset(copy, store, seed=2, shuffle_buffer=1, shuffle_shards=False)
+    streamed = StreamedReinforcedDataset(copy, store, seed=2, shuffle_buffer=1, shuffle_shards=False, reader=reader)
     mapped = ReinforcedDataset(made, store, seed=2)
     for e in (0, 1):
         streamed.set_epoch(e)
@@ -133,6 +135,8 @@ def test_refusals(tmp_path, digits60):
                             num_augs=2, topk=3, num_workers=0, progress=False)
     with pytest.raises(ConfigError, match="rank must be in 0..world_size-1"):
         StreamedReinforcedDataset(src, store, rank=2, world_size=2)
+    with pytest.raises(ConfigError, match="reader must be 'index' or 'webdataset'"):
+        StreamedReinforcedDataset(src, store, reader="tar")
     with pytest.raises(ConfigError, match="reads webdataset shards"):
         StreamedReinforcedDataset(digits60, store)  # type: ignore[arg-type]
     other = load_dataset(f"wds:{write(numbered(14), tmp_path / 'b', np.arange(14), [14])}")
@@ -140,9 +144,6 @@ def test_refusals(tmp_path, digits60):
         StreamedReinforcedDataset(other, store)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="Trainer (training/loop.py) builds DataLoader(shuffle=True) and a DistributedSampler for "
-                          "every dataset; an IterableDataset needs shuffle=False and no sampler (lead: see report)")
 def test_train_dr_stream_on_wds_through_the_cli(tmp_path, capsys, monkeypatch, one_thread):
     """``drkit train wds:... --mode dr --stream``: the run trains on the streamed store, and
     ``--stream`` elsewhere is a clear error."""

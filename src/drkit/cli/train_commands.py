@@ -28,7 +28,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
                   views=args.views, reinforced_prob=args.reinforced_prob, temperature=args.temperature, image_size=args.image_size,
                   config=config_from_args(TrainConfig, args), augmix=args.augmix,
-                  trust_store_teachers=args.trust_store_teachers, progress=not args.quiet)
+                  trust_store_teachers=args.trust_store_teachers, stream=args.stream, progress=not args.quiet)
     if launch_rank() != 0:  # under torchrun every rank returns the same result: rank 0 prints it
         return 0
     if args.json:
@@ -96,6 +96,9 @@ def add_train_commands(sub: Any) -> None:
                    help="kd without --teacher: load the teachers the --store names (they may be code: only for "
                         "stores you trust)")
     t.add_argument("--train-fraction", type=float, default=1.0, help="stratified fraction of the training set")
+    t.add_argument("--stream", action="store_true",
+                   help="dr on wds:PATTERN: read the tar shards in sequence (shuffled per epoch, split over DDP "
+                        "ranks and --num-workers) instead of one random read per sample")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
     t.add_argument("--reinforced-prob", type=float, default=1.0, metavar="P",
                    help="dr: probability of a stored view per item; otherwise the original image with its hard "

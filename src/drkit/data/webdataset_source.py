@@ -283,15 +283,24 @@ class WebDatasetSource(ImageDataset):
     def shard_of(self, index: int) -> int:
         return int(np.searchsorted(self.starts, index, side="right") - 1)
 
-    def _decode(self, index: int, channels: int | None) -> torch.Tensor:
+    def encoded(self, index: int) -> bytes:
+        """Sample ``index``'s image member as stored (one ``pread``)."""
         if not 0 <= index < len(self.labels):
             raise IndexError(f"sample {index} out of range 0..{len(self.labels) - 1}")
         s = self.shard_of(index)
         f = self._files.get(s)
         if f is None:
             f = self._files[s] = open(self.shards[s], "rb")  # noqa: SIM115 -- kept open for the next reads
-        data = os.pread(f.fileno(), int(self._sizes[index]), int(self._offsets[index]))
-        return decode_bytes(data, f"{str(self.keys[index])!r} in {self.shards[s]}", channels)
+        return os.pread(f.fileno(), int(self._sizes[index]), int(self._offsets[index]))
+
+    def decode(self, index: int, data: bytes, channels: int | None = None) -> torch.Tensor:
+        """Sample ``index``'s encoded image ``data`` decoded (as :meth:`image` does, with ``channels``)."""
+        where = f"{str(self.keys[index])!r} in {self.shards[self.shard_of(index)]}"
+        return decode_bytes(data, where, self.channels if channels is None else channels)
+
+    def _decode(self, index: int, channels: int | None) -> torch.Tensor:
+        return decode_bytes(self.encoded(index), f"{str(self.keys[index])!r} in {self.shards[self.shard_of(index)]}",
+                            channels)
 
     def image(self, index: int) -> torch.Tensor:
         return self._decode(index, self.channels)

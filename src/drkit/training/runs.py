@@ -49,6 +49,7 @@ from . import distributed
 from .fresh import FreshAugmented
 from .loop import TrainConfig, Trainer
 from .reinforced_dataset import ReinforcedDataset
+from .streamed import StreamedReinforcedDataset
 
 __all__ = ["MODES", "RunConfig", "TrainResult", "train_run", "load_run_model", "default_eval_data"]
 
@@ -128,6 +129,7 @@ class RunConfig:
     augmix: bool = False  # erm/kd: torchvision's AugMix on the views
     reinforced_prob: float = 1.0  # dr: probability of a replayed item; else the original image, hard label (ml-dr's p)
     trust_store_teachers: bool = False  # kd without teachers: load the ones the store names
+    stream: bool = False  # dr on a wds: source: read its shards in sequence (StreamedReinforcedDataset)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -144,6 +146,9 @@ class RunConfig:
             raise ConfigError("reinforced_prob is for dr students (the share of stored views; the rest are originals)")
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.stream and (self.mode != "dr" or self.train_fraction < 1):
+            raise ConfigError("stream is for dr students on a whole wds: source (no train fraction): erm/kd and "
+                              "subsets read samples by index")
 
 
 @dataclass(eq=False)
@@ -208,6 +213,8 @@ def train_run(
     ``arch`` may ask for pretrained weights (``NAME@pretrained[:FILE]``, :mod:`drkit.models`);
     ``init`` is a run directory or a weights file. ``augmix`` adds AugMix to erm/kd views;
     ``indices`` trains on these samples of ``data`` only (``drkit teach`` holds a split out so).
+    ``stream`` (dr on a ``wds:`` source) reads the shards in sequence instead of one random read
+    per sample (:class:`~drkit.training.streamed.StreamedReinforcedDataset`).
     kd without ``teachers`` uses the store's only with ``trust_store_teachers`` (a store is data,
     not code: :func:`drkit.reinforcement.teachers.store_teachers`). The architecture is built and
     checked (one forward pass at the data's size) before evaluation data, store views or teachers
@@ -232,6 +239,8 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
     augmix, trust_store_teachers = run.augmix, run.trust_store_teachers
     if indices is not None and train_fraction < 1:
         raise ConfigError("give indices or train_fraction, not both")
+    if indices is not None and run.stream:
+        raise ConfigError("a streamed run reads whole shards: give no indices")
     dataset = load_dataset(data)
     opened = Store.open(store, dataset=dataset) if store is not None else None
     if mode == "dr" and opened is None:
@@ -285,6 +294,7 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
         "temperature": temperature, "init": str(init) if init else None,
         **({"augmix": True} if augmix else {}),
         **({"reinforced_prob": run.reinforced_prob} if run.reinforced_prob < 1 else {}),
+        **({"stream": True} if run.stream else {}),
         **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
            if indices is not None and train_fraction == 1 else {}),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device", "precision")
@@ -302,9 +312,12 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
     if ctx.is_main:
         root.mkdir(parents=True, exist_ok=True)
 
-    if mode == "dr":
-        train_set: Dataset = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
-                                               policy=policy, p=run.reinforced_prob)
+    if mode == "dr" and run.stream:  # shards in sequence, split over DDP ranks and loader workers
+        train_set: Dataset = StreamedReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
+                                                       policy=policy, p=run.reinforced_prob)
+    elif mode == "dr":
+        train_set = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
+                                      policy=policy, p=run.reinforced_prob)
     else:
         train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
                                    seed=cfg.seed, augmix=augmix)

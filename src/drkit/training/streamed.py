@@ -19,6 +19,11 @@ run and a map-style run on the same store see the same views — but the order i
   short repeats its first sample, so every (rank, worker) yields exactly ``ceil(N / slots)`` items,
   every rank the same number of batches, and at most ``slots - 1`` samples are seen twice an epoch
   (as ``DistributedSampler`` pads). All ranks must use the same ``num_workers``.
+- **Two readers, the same items.** ``reader="index"`` (the default) reads each run's image members
+  in file order at the offsets of the source's index (one ``pread`` each: sequential I/O, no tar
+  parsing); ``reader="webdataset"`` streams the tar files through webdataset's own iterator
+  (``tarfile_samples``) and checks every sample's ``__key__`` against the index. On a warm local
+  disk webdataset's pure-Python tar parsing is the slower of the two (``benchmarks/sources.py``).
 - **Records found by key.** A store with sample keys (``Store.has_sample_keys``) is matched to the
   shards by each sample's ``__key__`` (``Store.rows_for``), so the shards may be a re-ordered or
   re-sharded copy of the data the store was made from; a store without keys must come from these
@@ -99,13 +104,14 @@ class StreamedReinforcedDataset(IterableDataset):
         rank / world_size: this process's DDP rank and the number of ranks (default: from
             ``torch.distributed`` when initialised, else 0 and 1).
         pad: pad every (rank, worker) run to the same length (default: when ``world_size > 1``).
+        reader: ``index`` (read at the index's offsets) or ``webdataset`` (webdataset's tar iterator).
     """
 
     def __init__(self, source: str | WebDatasetSource, store: str | os.PathLike[str] | Store, *, seed: int = 0,
                  views: int = 1, sparse: bool = False, policy: str | None = None, p: float = 1.0,
                  shuffle_buffer: int = 256,
                  shuffle_shards: bool = True, rank: int | None = None, world_size: int | None = None,
-                 pad: bool | None = None) -> None:
+                 pad: bool | None = None, reader: str = "index") -> None:
         super().__init__()
         src = load_dataset(source) if isinstance(source, str) else source
         if not isinstance(src, WebDatasetSource):
@@ -113,6 +119,8 @@ class StreamedReinforcedDataset(IterableDataset):
                               "train on it with ReinforcedDataset (drop --stream)")
         if not 0 <= p <= 1:
             raise ConfigError(f"p (the probability of a reinforced item) must be in [0, 1], got {p}")
+        if reader not in ("index", "webdataset"):
+            raise ConfigError(f"reader must be 'index' or 'webdataset', got {reader!r}")
         if shuffle_buffer < 1:
             raise ConfigError(f"shuffle_buffer must be >= 1, got {shuffle_buffer}")
         if world_size is None:
@@ -138,7 +146,7 @@ class StreamedReinforcedDataset(IterableDataset):
         self.num_classes = self.store.num_classes
         self.seed, self.views, self.sparse, self.p = seed, views, sparse, float(p)
         self.shuffle_buffer, self.shuffle_shards = shuffle_buffer, shuffle_shards
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.reader = rank, world_size, reader
         self.pad = world_size > 1 if pad is None else pad
         self._lengths = self.source.shard_lengths()
         # shared with DataLoader workers, as ReinforcedDataset's epoch (persistent workers see set_epoch)
@@ -192,8 +200,14 @@ class StreamedReinforcedDataset(IterableDataset):
 
     # ------------------------------------------------------------------ reading
 
-    def _stream(self, runs: list[tuple[int, int, int]]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(source sample, webdataset sample dict) for each run, read by webdataset's tar iterator."""
+    def _stream(self, runs: list[tuple[int, int, int]]) -> Iterator[tuple[int, Any]]:
+        """(source sample, its encoded image bytes or webdataset sample dict) for each run, in file order."""
+        if self.reader == "index":
+            for shard, skip, take in runs:
+                start = int(self.source.starts[shard])
+                for j in range(start + skip, start + skip + take):
+                    yield j, self.source.encoded(j)
+            return
         # webdataset (the `sources` extra) is optional: imported when a stream starts
         from webdataset.tariterators import tarfile_samples
 
@@ -214,13 +228,13 @@ class StreamedReinforcedDataset(IterableDataset):
         epoch = self.epoch
         slot, slots = self._slot()
         runs = slot_runs(self._lengths, self.shard_order(epoch), slot, slots)
-        items: Iterator[tuple[int, dict[str, Any]]] = self._stream(runs)
+        items: Iterator[tuple[int, Any]] = self._stream(runs)
         if self.shuffle_buffer > 1:
             seed = int(rng_at(self.seed, STREAM_SHARD_ORDER, epoch, slot + 1).integers(2**63))
             items = shuffle(self.shuffle_buffer, self.shuffle_buffer, seed=seed)(items)
         total = int(self._lengths.sum())
         want = -(-total // slots) if self.pad else None
-        first: tuple[int, dict[str, Any]] | None = None
+        first: tuple[int, Any] | None = None
         count = 0
         for index, sample in items:
             first = first or (index, sample)
@@ -233,8 +247,10 @@ class StreamedReinforcedDataset(IterableDataset):
                 i = slot % total
                 yield self.replay_item(int(self.rows[i]), self.source.image(i), int(self.source.labels[i]))
 
-    def _item(self, index: int, sample: dict[str, Any]) -> tuple[Any, Any, int]:
+    def _item(self, index: int, sample: Any) -> tuple[Any, Any, int]:
         src = self.source
+        if isinstance(sample, bytes):  # reader="index": the index's label, its key by construction
+            return self.replay_item(int(self.rows[index]), src.decode(index, sample), int(src.labels[index]))
         key = sample["__key__"]
         if key != src.key(index):
             raise DataError(f"{src.shards[src.shard_of(index)]} changed since it was indexed: sample {index} is "
