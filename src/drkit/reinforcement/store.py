@@ -606,10 +606,15 @@ class Store:
         out = np.full(len(raw), -1, dtype=np.int64)
         if not raw or not len(ordered):
             return out
-        width = ordered.dtype.itemsize
-        fits = np.fromiter((len(r) <= width and b"\0" not in r for r in raw), dtype=bool, count=len(raw))
-        query = np.array([r if f else b"" for r, f in zip(raw, fits, strict=True)], dtype=ordered.dtype)
-        pos = np.minimum(np.searchsorted(ordered, query), len(ordered) - 1)
+        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+        query = np.array(raw, dtype=f"S{max(int(lengths.max()), 1)}")
+        # a key longer than the store's longest, or one numpy shortened (trailing NULs), is not in it
+        fits = (lengths <= ordered.dtype.itemsize) & (np.char.str_len(query) == lengths)
+        query = query.astype(ordered.dtype)  # truncates only keys that do not fit
+        by_value = np.argsort(query, kind="stable")  # sorted needles: searchsorted runs ~2x faster
+        pos = np.empty(len(query), dtype=np.int64)
+        pos[by_value] = np.searchsorted(ordered, query[by_value])
+        pos = np.minimum(pos, len(ordered) - 1)
         hit = fits & (ordered[pos] == query)
         out[hit] = rows[pos[hit]]
         return out
