@@ -33,6 +33,7 @@ __all__ = ["MAX_KEY_BYTES", "HASH_NAME", "content_hash", "encode_key", "key_dtyp
 
 MAX_KEY_BYTES = 1024  # a key longer than this (UTF-8) is refused: the table is fixed-width
 HASH_NAME = "blake2b-64(shape <i8, uint8 pixels)"  # what settings.sample_keys.hash records
+_BLOCK = 4096  # images hashed per batch of thread-pool tasks
 
 
 def content_hash(image: torch.Tensor) -> int:
@@ -119,7 +120,9 @@ def content_hashes(dataset: ImageDataset, indices: Sequence[int] | np.ndarray, *
     out = np.zeros(len(indices), dtype=np.uint64)
     if len(indices) == 0:
         return out
+    indices = np.asarray(indices, dtype=np.int64)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for k, h in enumerate(pool.map(lambda i: content_hash(dataset.image(int(i))), indices, chunksize=64)):
-            out[k] = h
+        for a in range(0, len(indices), _BLOCK):  # map() submits every item at once: bound the futures held
+            block = indices[a : a + _BLOCK]
+            out[a : a + len(block)] = list(pool.map(lambda i: content_hash(dataset.image(int(i))), block))
     return out
