@@ -69,6 +69,13 @@ def test_ray_store_is_byte_identical_to_local(ray_address, digits160, reference,
     assert store.run_stats["engine"] == "ray" and store.run_stats["workers"] == 2
     assert store.run_stats["shards_retried"] == 0
     assert _pids(piddir)  # computed by worker processes (usually both; one may finish before the other starts)
+    profile = store.run_stats["profile"]  # where the time went: every shard counted once, parts within wholes
+    workers = profile["workers"]
+    assert sum(w["shards"] for w in workers) == 10 and {w["threads"] for w in workers} == {1}
+    for w in workers:
+        assert 0 <= w["teacher_s"] <= w["compute_s"] <= profile["seconds"] and w["ready_s"] <= profile["seconds"]
+        assert w["fetch_s"] >= 0 and w["load_s"] > 0 and w["boot_s"] >= 0 and w["idle_s"] >= 0
+    assert 0 < profile["driver"]["write_s"] < profile["seconds"] and profile["put_s"] >= 0
     # rerunning a complete store computes nothing, whatever the engine
     again = drkit.reinforce(digits160, Watched(tiny(), piddir), tmp_path / "ray", engine="ray", **RUN)
     assert again.run_stats["records_computed"] == 0
