@@ -283,3 +283,16 @@ def test_wds_reinforce_verify_train_eval(digits30, tmp_path, capsys, one_thread)
 def test_hf_reinforce_verify_train_eval(digits30, tmp_path, capsys, one_thread):
     e = _reinforce_verify_train_eval(f"hf:{write_hf(digits30, tmp_path / 'saved')}", tmp_path, capsys)
     assert e["num_samples"] == 30 and 0 <= e["metrics"]["top1"] <= 1
+
+
+def test_the_same_images_give_the_same_records_from_every_source(digits30, tmp_path, digits_teacher):
+    """An array, wds shards and a Hugging Face dataset of the same PNGs decode to the same pixels, so
+    their stores' record shards are byte-identical (only the key tables differ: paths vs row indices)."""
+    pattern = write_shards(digits30, tmp_path / "shards", [16, 14])
+    saved = write_hf(digits30, tmp_path / "saved")
+    shards = {}
+    for name, data in (("array", digits30), ("wds", f"wds:{pattern}"), ("hf", f"hf:{saved}")):
+        store = drkit.reinforce(data, digits_teacher, tmp_path / name, policy="randaugment+mixing", num_augs=2,
+                                topk=3, shard_size=16, num_workers=0, progress=False)
+        shards[name] = [(store.root / s.file).read_bytes() for s in store.shards]
+    assert shards["wds"] == shards["array"] == shards["hf"]
