@@ -586,7 +586,7 @@ class Store:
         """Every sample's label when the store was made (``int64``), in row order."""
         return self._key_column("label").astype(np.int64)
 
-    def rows_for(self, keys: Sequence[str | bytes]) -> np.ndarray:
+    def rows_for(self, keys: Sequence[str | bytes] | np.ndarray) -> np.ndarray:
         """The store row of each key (``int64``; -1 where the store has no such sample). The lookup
         (the keys sorted once) is built the first time; duplicate keys in the store are a
         :class:`StoreMismatchError` (such a store replays by position only)."""
@@ -602,14 +602,18 @@ class Store:
                     "the store cannot be matched by key; use it with the dataset it was made from")
             self._lookup = (ordered, order.astype(np.int64))
         ordered, rows = self._lookup
-        raw = [k if isinstance(k, bytes) else k.encode("utf-8", "surrogatepass") for k in keys]
-        out = np.full(len(raw), -1, dtype=np.int64)
-        if not raw or not len(ordered):
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if not len(keys) or not len(ordered):
             return out
-        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
-        query = np.array(raw, dtype=f"S{max(int(lengths.max()), 1)}")
-        # a key longer than the store's longest, or one numpy shortened (trailing NULs), is not in it
-        fits = (lengths <= ordered.dtype.itemsize) & (np.char.str_len(query) == lengths)
+        if isinstance(keys, np.ndarray) and keys.dtype.kind == "S":  # e.g. sample_keys(): no re-encoding
+            query = keys
+            fits = np.char.str_len(query) <= ordered.dtype.itemsize
+        else:
+            raw = [k if isinstance(k, bytes) else k.encode("utf-8", "surrogatepass") for k in keys]
+            lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+            query = np.array(raw, dtype=f"S{max(int(lengths.max()), 1)}")
+            # a key longer than the store's longest, or one numpy shortened (trailing NULs), is not in it
+            fits = (lengths <= ordered.dtype.itemsize) & (np.char.str_len(query) == lengths)
         query = query.astype(ordered.dtype)  # truncates only keys that do not fit
         by_value = np.argsort(query, kind="stable")  # sorted needles: searchsorted runs ~2x faster
         pos = np.empty(len(query), dtype=np.int64)
