@@ -90,6 +90,9 @@ def test_every_shard_has_its_key_table(made, folder):
     assert m["schema_version"] == 3 and m["settings"]["sample_keys"]["scheme"] == "relative-path"
     assert [s["keys_file"] for s in m["shards"]] == [f"keys-{i:05d}.npy" for i in range(3)]
     assert store.rows_for([base.key(7), "c0/none.png", "x" * 2000, base.key(0)]).tolist() == [7, -1, -1, 0]
+    assert store.rows_for(store.sample_keys()).tolist() == list(range(12))  # bytes as stored
+    assert store.rows_for(np.array([b"c0/0.png", b"q" * 99])).tolist() == [0, -1]
+    assert store.rows_for([b"c0/0.png\0", "c0/0.png\0"]).tolist() == [-1, -1]  # no key ends in NUL
 
 
 def test_open_reads_no_key_table(made):
