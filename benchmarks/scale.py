@@ -494,7 +494,25 @@ def goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                     "goal": GOALS["read_warm_median_us"],
                                     "met": max(r["read_warm"]["median_us"] for r in rows) <= GOALS["read_warm_median_us"]},
         "worker_rss_anon_peak_growth_mib_max": {"value": mb(anon), "goal": "flat (no growth beyond file pages read)"},
+        "per_item_cost_largest_over_smallest_n": flatness(rows),
     }
+
+
+PER_ITEM = {  # per-record / per-item costs that should not depend on N
+    "reinforce_overhead_us_per_record": lambda r: r["reinforce"]["overhead_us_per_record"],
+    "reinforce_cpu_us_per_record": lambda r: r["reinforce"]["cpu_us_per_record_with_setup"],
+    "read_warm_median_us": lambda r: r["read_warm"]["median_us"],
+    "dataset_item_median_us": lambda r: r["dataset_item"]["median_us"],
+    "verify_us_per_mb": lambda r: 1e6 / r["verify"]["verify_mb_s"],
+    "open_us_per_shard": lambda r: 1e6 * r["open"]["open_s"] / r["store"]["shards"],
+}
+
+
+def flatness(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each per-item cost at the largest N over the same at the smallest N (same augmentations)."""
+    augs = max({r["augs"] for r in rows}, key=lambda a: sum(r["augs"] == a for r in rows))
+    mine = sorted((r for r in rows if r["augs"] == augs), key=lambda r: r["samples"])
+    return {k: fn(mine[-1]) / fn(mine[0]) for k, fn in PER_ITEM.items()}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -621,8 +639,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rss-batch", type=int, default=256, help="batch size of the worker-RSS epoch")
     p.add_argument("--rss-samples", type=int, default=20, help="memory samples per epoch")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the configurations --json already holds (same settings) instead of measuring them again")
     p.add_argument("--plot", type=Path, default=None)
     return p.parse_args(argv)
+
+
+_SAME = ("classes", "policy", "topk", "shard_size", "teacher_batch", "threads")  # settings a kept row must share
+
+
+def reusable_rows(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, Any]]:
+    """With ``--reuse``: the configurations the ``--json`` file already holds, measured with the same
+    settings (each row keeps its own load averages), so a long benchmark can be completed in sittings."""
+    if not args.reuse or args.json is None or not args.json.is_file():
+        return {}
+    old = json.loads(args.json.read_text())
+    if any(old["settings"].get(k) != getattr(args, k) for k in _SAME):
+        log(f"{args.json} was measured with other settings: nothing reused")
+        return {}
+    return {(r["samples"], r["augs"]): r for r in old["results"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -636,8 +671,13 @@ def main(argv: list[str] | None = None) -> None:
     load_before = load()
     rows = []
     kill_index = next((k for k, (n, _) in enumerate(configs) if n == kill_at), None)
+    earlier = reusable_rows(args)
     for k, (n, a) in enumerate(configs):
-        rows.append(measure_config(n, a, kill=k == kill_index, args=args))
+        if (n, a) in earlier:
+            log(f"N={n} augs={a}: measured earlier, kept from {args.json}")
+            rows.append(earlier[n, a])
+        else:
+            rows.append(measure_config(n, a, kill=k == kill_index, args=args))
         partial = record("scale", vars(args), args.json, environment=environment(loadavg_1_5_15_before=load_before),
                          disk_free_bytes=shutil.disk_usage(args.work).free, results=rows)
     result = record("scale", vars(args), args.json, environment=environment(loadavg_1_5_15_before=load_before),

@@ -24,6 +24,18 @@ def test_extra_configurations_parse_and_bad_ones_exit():
             scale.parse_extra(bad)
 
 
+def test_reuse_keeps_rows_measured_with_the_same_settings(tmp_path):
+    args = scale.parse_args(["--work", str(tmp_path), "--json", str(tmp_path / "s.json"), "--reuse"])
+    settings = {k: getattr(args, k) for k in scale._SAME}
+    (tmp_path / "s.json").write_text(json.dumps({"settings": settings, "results": [{"samples": 5, "augs": 2}]}))
+    assert scale.reusable_rows(args) == {(5, 2): {"samples": 5, "augs": 2}}
+    args.topk += 1  # other settings: nothing kept
+    assert scale.reusable_rows(args) == {}
+    args.topk -= 1
+    args.reuse = False
+    assert scale.reusable_rows(args) == {}
+
+
 def test_data_are_deterministic_and_labelled_by_class(tmp_path):
     a = scale.make_data(tmp_path / "a.npz", 250, 100)
     b = scale.make_data(tmp_path / "b.npz", 250, 100)
@@ -74,7 +86,8 @@ def test_scale_benchmark_end_to_end_at_a_tiny_size(tmp_path):
         assert len(rss["growth"][key]) == 2
     assert all(s["RssAnon"] > 0 and s["RssFile"] > 0 for s in rss["start"])
     assert set(result["goals"]) == {"open_s_at_largest", "verify_vs_sha256sum_min", "read_warm_median_us_max",
-                                    "worker_rss_anon_peak_growth_mib_max"}
+                                    "worker_rss_anon_peak_growth_mib_max", "per_item_cost_largest_over_smallest_n"}
+    assert set(result["goals"]["per_item_cost_largest_over_smallest_n"]) == set(scale.PER_ITEM)
     for measured in ("reinforce", "open", "verify", "read_warm", "read_cold", "dataset_item"):
         block = row[measured]
         assert any(k.startswith("loadavg") for k in block), measured  # every timing says how busy the machine was
