@@ -116,7 +116,9 @@ def test_verify_against_another_dataset_fails_with_exit_1(npz_data, tmp_path, ca
     assert main(["verify", str(out), "--data", "digits", "--json"]) == 1
     captured = capsys.readouterr()
     v = json.loads(captured.out)
-    assert v["ok"] is False and v["error_type"] == "StoreMismatchError" and "samples" in v["error"]
+    # the store's 40 digits are the first 40 of these 1,437 (matched by index key): the rest are not in it
+    assert v["ok"] is False and v["error_type"] == "SampleMismatchError" and "samples" in v["error"]
+    assert (v["match"]["matched"], v["match"]["missing_in_store"]) == (40, 1437 - 40)
     assert "drkit verify: error:" in captured.err
 
 
