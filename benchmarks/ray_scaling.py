@@ -11,6 +11,14 @@ same bytes (checked: ``identical``). Runs, in interleaved rounds:
   thread, augmentation in the worker process), on a Ray instance started once
   (``ray.init(num_cpus=CPUS)``) before timing.
 
+Where the time goes (``--breakdown``, on by default): each Ray run's ``run_stats["profile"]`` (per
+worker: ``boot`` = process start and imports, ``fetch`` = dataset and teachers out of the object
+store, ``load`` = teachers built and checked, then ``compute`` of which ``teacher``, and ``idle``;
+on the driver: waiting, fetching results, writing shards), and the CPU-seconds every process used
+during the run (sampled with psutil): the Ray workers, the driver, Ray's own daemons (raylet, GCS,
+dashboard/agents, idle workers) and **everything else on the machine** — on a shared machine the
+last column says how much of the 2 cores other people's jobs took.
+
 ``records/s`` is what ``store.run_stats`` reports: all records over the whole call, so for Ray it
 includes starting the workers (a new process each, importing torch and loading the teacher;
 ``start s`` is when the last one was ready). ``steady`` is the rate after that: the records
@@ -35,11 +43,13 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 from torch import nn
 
@@ -64,25 +74,87 @@ def store_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+class CpuSampler:
+    """CPU-seconds used by this process's descendants (sampled every 0.2 s, so processes that end
+    during the run still count up to their last sample) and by the whole machine, over a run."""
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        for p in [self.me, *self.me.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                cpu = t.user + t.system
+                if p.pid not in self.names:
+                    self.names[p.pid] = " ".join([p.name(), *p.cmdline()[:2]])[-120:]  # ray::..., raylet, gcs_server
+                    # a process born during the run counts from 0, one that was there from its start value
+                    self.first[p.pid] = cpu if self.started is None else 0.0
+            except psutil.Error:
+                continue
+            self.last[p.pid] = cpu
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> CpuSampler:
+        self.started = None
+        self.machine0 = psutil.cpu_times()
+        self._sample()
+        self.started = time.perf_counter()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.machine1 = psutil.cpu_times()
+
+    def split(self, workers: set[int]) -> dict[str, float]:
+        """CPU-seconds: Ray workers (``workers`` pids), the driver (this process), Ray's own processes
+        (the other descendants), and every other process on the machine."""
+        used = {pid: self.last[pid] - self.first[pid] for pid in self.last}
+        busy = sum(getattr(self.machine1, f) - getattr(self.machine0, f)
+                   for f in ("user", "nice", "system", "irq", "softirq", "steal") if hasattr(self.machine1, f))
+        driver = used.pop(self.me.pid, 0.0)
+        actors = sum(v for pid, v in used.items() if pid in workers)
+        ray_own = sum(v for pid, v in used.items() if pid not in workers and "ray" in self.names[pid])
+        loaders = sum(v for pid, v in used.items() if pid not in workers and "ray" not in self.names[pid])
+        return {"ray_workers": actors, "driver": driver, "dataloader_workers": loaders, "ray_daemons": ray_own,
+                "others_on_machine": max(0.0, busy - actors - driver - loaders - ray_own), "machine_busy": busy}
+
+
 def one_run(name: str, dataset: ImageDataset, members: list[nn.Module], config: ReinforceConfig,
             workdir: Path, *, threads: int, ray_options: RayOptions | None) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="store-", dir=workdir))
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # the local engine's teacher threads (the Ray driver only probes)
+    load = os.getloadavg()[0]
     try:
-        t0 = time.perf_counter()
-        store = drkit.reinforce(dataset, members, out / "s", config, progress=False,
-                                engine="ray" if ray_options else "local", ray_options=ray_options)
-        wall = time.perf_counter() - t0
+        with CpuSampler() as cpu:
+            t0 = time.perf_counter()
+            store = drkit.reinforce(dataset, members, out / "s", config, progress=False,
+                                    engine="ray" if ray_options else "local", ray_options=ray_options)
+            wall = time.perf_counter() - t0
     finally:
         torch.set_num_threads(default_threads)
     st = store.run_stats or {}
     start = float(st.get("workers_ready_s", 0.0))
     after = int(st.get("records_after_ready", st["records_computed"]))
+    profile = st.get("profile")
+    pids = {w["pid"] for w in profile["workers"]} if profile else set()
     return {"run": name, "records": st["records_computed"], "seconds": st["seconds"],
             "records_per_s": st["records_per_s"], "start_s": start,
             "steady_records_per_s": after / (st["seconds"] - start) if after else float("nan"),
-            "wall_seconds_with_setup": wall, "digest": store_digest(store.root)}
+            "wall_seconds_with_setup": wall, "loadavg_1_before": load, "cpu_s": cpu.split(pids),
+            "profile": profile, "digest": store_digest(store.root)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="> 0: Ray workers run the teacher on CUDA")
     p.add_argument("--device", default="cpu", help="teacher device of the local runs")
     p.add_argument("--no-local", action="store_true", help="skip the local-engine reference runs")
+    p.add_argument("--idle-seconds", type=float, default=10.0, help="measure an idle Ray instance's CPU this long")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this path")
     return p.parse_args(argv)
 
@@ -113,6 +186,34 @@ def markdown(summary: list[dict[str, Any]], scaling: dict[str, float] | None) ->
     if scaling:
         out.append(f"\nscaling ray {scaling['to']} / ray {scaling['from']}: {scaling['records_per_s']:.2f}x "
                    f"(records/s), {scaling['steady']:.2f}x (steady)")
+    return "\n".join(out)
+
+
+def breakdown(runs: list[dict[str, Any]]) -> str:
+    """One row per run: where its seconds went (Ray runs: from ``run_stats["profile"]``, worker
+    columns the mean over workers) and the CPU-seconds each kind of process used meanwhile."""
+    out = ["| run | round | load | s | boot s | fetch s | load s | ready s | compute s (teacher) | idle s "
+           "| driver write / get s | CPU s: Ray workers / driver / its DataLoader workers / Ray daemons / others |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        c = r["cpu_s"]
+        cpu = (f"{c['ray_workers']:.1f} / {c['driver']:.1f} / {c['dataloader_workers']:.1f} / "
+               f"{c['ray_daemons']:.1f} / {c['others_on_machine']:.1f}")
+        prof = r.get("profile")
+        if not prof:
+            out.append(f"| {r['run']} | {r['round']} | {r['loadavg_1_before']:.1f} | {r['seconds']:.1f} "
+                       f"| – | – | – | – | – | – | – | {cpu} |")
+            continue
+        ws = prof["workers"]
+
+        def mean(key: str, ws: list[dict[str, Any]] = ws) -> float:
+            return statistics.fmean(w.get(key, float("nan")) for w in ws)
+
+        d = prof["driver"]
+        out.append(f"| {r['run']} | {r['round']} | {r['loadavg_1_before']:.1f} | {r['seconds']:.1f} "
+                   f"| {mean('boot_s'):.2f} | {mean('fetch_s'):.3f} | {mean('load_s'):.2f} | {mean('ready_s'):.2f} "
+                   f"| {mean('compute_s'):.1f} ({mean('teacher_s'):.1f}) | {mean('idle_s'):.2f} "
+                   f"| {d['write_s']:.2f} / {d['get_s']:.2f} | {cpu} |")
     return "\n".join(out)
 
 
@@ -135,6 +236,11 @@ def main(argv: list[str] | None = None) -> None:
               for w in args.workers]
 
     ray.init(num_cpus=args.cpus, include_dashboard=False)
+    time.sleep(5)  # let the just-started instance settle, then: what Ray costs doing nothing
+    with CpuSampler() as idle:
+        time.sleep(args.idle_seconds)
+    ray_idle = {k: v / args.idle_seconds for k, v in idle.split(set()).items()}
+    print(f"idle Ray instance, CPU-seconds per second: {ray_idle}", file=sys.stderr)
     load_before = os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory(prefix="drkit-ray-scaling-") as tmp:
@@ -146,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
                 r["round"] = rnd
                 runs.append(r)
                 print(f"round {rnd} {name}: {r['records_per_s']:.0f} records/s, start {r['start_s']:.1f} s, "
-                      f"steady {r['steady_records_per_s']:.0f}", file=sys.stderr)
+                      f"steady {r['steady_records_per_s']:.0f}, load {r['loadavg_1_before']:.2f}, "
+                      f"CPU s {', '.join(f'{k} {v:.1f}' for k, v in r['cpu_s'].items())}", file=sys.stderr)
     ray.shutdown()
 
     reference = runs[0]["digest"]
@@ -172,11 +279,14 @@ def main(argv: list[str] | None = None) -> None:
                     environment=environment(ray=ray.__version__, loadavg_1_5_15_before=load_before),
                     dataset={"name": dataset.name, "samples": len(dataset),
                              "image_shape": list(dataset.image_shape)},
-                    summary=summary, scaling=scaling, runs=runs)
+                    summary=summary, scaling=scaling, idle_ray_cpu_per_s=ray_idle, runs=runs)
     print(f"{dataset.name}, {len(dataset)} samples x {args.num_augs} augs, policy randaugment, teacher "
           f"{args.members} x SmallCNN-32, Ray {ray.__version__} with {args.cpus} CPUs, load average "
           f"{load_before[0]:.2f} -> {result['environment']['loadavg_1_5_15_at_end'][0]:.2f}\n")
     print(markdown(summary, scaling))
+    print(f"\nan idle Ray instance used {ray_idle['ray_daemons']:.3f} CPU-s/s; everything else on the machine "
+          f"{ray_idle['others_on_machine']:.2f} CPU-s/s (of {os.cpu_count()})\n")
+    print(breakdown(runs))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from conftest import cli_reinforce_args, kill_cli_when, snapshot
 import drkit
 from drkit.cli.main import main
 from drkit.errors import ConfigError, StoreError, TeacherError
-from drkit.reinforcement.ray_engine import RayOptions
+from drkit.reinforcement.ray_engine import RayOptions, _waiting_shard
 
 TESTS = Path(__file__).parents[1]
 # 160 digits in 10 shards of 16 samples × 4 augmentations; teacher chunks of 24 records
@@ -171,3 +171,11 @@ def test_missing_ray_is_a_clear_error(digits160, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'drkit\[ray\]'"):
         drkit.reinforce(digits160, tiny(), tmp_path / "s", engine="ray", **RUN)
+
+
+def test_the_tail_copies_only_a_shard_queued_behind_another():
+    # worker 0 runs shard 3 with shard 5 queued behind it; worker 1 runs shard 4 alone
+    inflight = {"r3": (0, (3, 48, 64)), "r4": (1, (4, 64, 80)), "r5": (0, (5, 80, 96))}
+    assert _waiting_shard(inflight, {0: 2, 1: 1}, set()) == (5, 80, 96)
+    assert _waiting_shard(inflight, {0: 2, 1: 1}, {5}) is None  # at most one copy of a shard
+    assert _waiting_shard(inflight, {0: 1, 1: 1}, set()) is None  # nothing waits: nothing to copy

@@ -151,19 +151,17 @@ class _ShardWorker:
                 "dataloader_workers": self.config.workers(), "device": str(self.device),
                 "created_at": self.created_at, "fetch_s": self.fetch_s, "load_s": self.load_s}
 
-    def compute(self, shard: tuple[int, int, int], payload: list[Any]) -> tuple[int, int, np.ndarray, np.ndarray]:
-        computer = self._load(payload)
+    def compute(self, shard: tuple[int, int, int], payload: list[Any]
+                ) -> tuple[int, int, np.ndarray, np.ndarray, dict[str, Any]]:
+        """The shard's records and key table, and what this worker has spent its time on since it
+        (re)started: shards, seconds computing them, of which in the teacher's forward (the rest:
+        augmentation, top-k, packing)."""
+        c = self._load(payload)
         t0 = time.perf_counter()
-        ((s, a, records, keys),) = computer.run([shard])
-        computer.shards += 1
-        computer.compute_s += time.perf_counter() - t0
-        return s, a, records, keys
-
-    def stats(self) -> dict[str, Any]:
-        """What this worker spent its time on since it (re)started: shards, and seconds computing
-        them, of which in the teacher's forward (the rest: augmentation, top-k, packing)."""
-        c = self.computer
-        return {"shards": c.shards, "compute_s": c.compute_s, "teacher_s": c.teacher_s} if c else {}
+        ((s, a, records, keys),) = c.run([shard])
+        c.shards += 1
+        c.compute_s += time.perf_counter() - t0
+        return s, a, records, keys, {"shards": c.shards, "compute_s": c.compute_s, "teacher_s": c.teacher_s}
 
 
 class _TimedComputer(ShardComputer):
@@ -311,14 +309,27 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
     inflight: dict[Any, tuple[int, tuple[int, int, int]]] = {}
     attempts: collections.Counter[int] = collections.Counter()
     retried, ready_s, started, after_ready = 0, 0.0, set(), 0
+    backed: set[int] = set()  # shards given to a second worker at the tail (see below)
     workers: dict[int, dict[str, Any]] = {}  # ready info per worker, as it first (re)started
     driver = {"wait_s": 0.0, "get_s": 0.0, "write_s": 0.0}  # the driver's loop: idle, fetching, writing
     while queue or inflight:
         for i in list(load):
             while queue and load[i] < _DEPTH:
                 shard = queue.popleft()
+                if shard[0] in session.done:  # handed out again, and meanwhile written from another copy
+                    continue
                 inflight[actors[i].compute.remote(shard, payload)] = (i, shard)
                 load[i] += 1
+        # The tail: with nothing left to hand out, a worker that went idle takes a copy of a shard still
+        # queued behind another worker's running one, instead of waiting for it (records are
+        # deterministic, the first copy back is written and the other dropped: same bytes, sooner).
+        for i in [i for i in load if load[i] == 0] if not queue else []:
+            shard = _waiting_shard(inflight, load, backed)
+            if shard is None:
+                break
+            backed.add(shard[0])
+            inflight[actors[i].compute.remote(shard, payload)] = (i, shard)
+            load[i] += 1
         for i, at in list(reprobe.items()):
             if time.monotonic() >= at:
                 del reprobe[i]
@@ -360,7 +371,7 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
             load[i] -= 1
         tg = time.perf_counter()
         try:
-            s, a, records, keys = ray.get(ref)
+            s, a, records, keys, counts = ray.get(ref)
         except RayTaskError as e:
             _reraise(e)
         except RayActorError as e:
@@ -380,30 +391,44 @@ def _run_shards(ray: Any, actors: list[Any], payload: list[Any], session: StoreS
             continue
         tw = time.perf_counter()
         driver["get_s"] += tw - tg
+        workers[i].update(counts)
+        if s in session.done:  # a copy of a shard already written
+            continue
         session.add(s, a, records, keys)
         driver["write_s"] += time.perf_counter() - tw
+        for other in [r for r, (_, sh) in inflight.items() if sh[0] == s]:  # its other copy: not waited for
+            j, _ = inflight.pop(other)
+            if j in load:
+                load[j] -= 1
         on_progress(records.size)
         after_ready += records.size if len(started) == len(actors) else 0
-    profile.update(_profile(ray, actors, list(load), workers, driver, seconds=time.perf_counter() - t0,
-                            asked_at=profile.pop("asked_at")))
-    return {"shards_retried": retried, "workers_ready_s": ready_s, "records_after_ready": after_ready,
-            "profile": profile}
+    profile.update(_profile(workers, driver, seconds=time.perf_counter() - t0, asked_at=profile.pop("asked_at")))
+    return {"shards_retried": retried, "shards_backed_up": len(backed), "workers_ready_s": ready_s,
+            "records_after_ready": after_ready, "profile": profile}
 
 
-def _profile(ray: Any, actors: list[Any], alive: list[int], workers: dict[int, dict[str, Any]],
-             driver: dict[str, float], *, seconds: float, asked_at: float) -> dict[str, Any]:
+def _waiting_shard(inflight: dict[Any, tuple[int, tuple[int, int, int]]], load: dict[int, int],
+                   skip: set[int]) -> tuple[int, int, int] | None:
+    """A shard queued behind another one on its worker (the worker's last handed out, while it holds
+    ``_DEPTH``), not in ``skip``; None if there is none."""
+    last: dict[int, tuple[int, int, int]] = {}
+    for i, shard in inflight.values():  # in the order handed out
+        last[i] = shard
+    for i, shard in last.items():
+        if load.get(i, 0) >= _DEPTH and shard[0] not in skip:
+            return shard
+    return None
+
+
+def _profile(workers: dict[int, dict[str, Any]], driver: dict[str, float], *, seconds: float,
+             asked_at: float) -> dict[str, Any]:
     """Where a run's time went, per worker and on the driver (``run_stats["profile"]``): a worker's
     ``boot_s`` (its process started and imported drkit), ``fetch_s`` (dataset and teachers out of
     the object store), ``load_s`` (teachers built and checked) add up to about its ``ready_s``; after
     that it was ``compute_s`` computing (``teacher_s`` of it in the teacher's forward) and ``idle_s``
-    waiting for work. Counts of a worker that died are lost with it; a restarted one counts anew."""
-    refs = {actors[i].stats.remote(): i for i in alive}
-    done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=10.0) if refs else ([], [])
-    for ref in done:
-        try:
-            workers[refs[ref]].update(ray.get(ref))
-        except Exception as e:  # noqa: BLE001 - a profile is not worth failing a finished run
-            log.debug("no profile from Ray worker %d: %s", refs[ref], e)
+    waiting for work (``idle_s`` only for a worker that never restarted: a restarted one counts
+    anew, a dead one as of its last shard returned; a copy dropped at the tail never reports, so
+    its time shows as idle)."""
     rows = []
     for i in sorted(workers):
         w = {k: v for k, v in workers[i].items() if k != "created_at"}
