@@ -53,7 +53,8 @@ def test_store_completes_identical_after_losing_a_node(tmp_path, monkeypatch):
     assert main([*_args(data, tmp_path / "local"), "-q"]) == 0  # the reference: the local engine
     reference = snapshot(tmp_path / "local")
 
-    monkeypatch.setenv("DRKIT_TEST_SECONDS", "0.4")  # ~1 s a shard: the run outlasts the workers' start
+    monkeypatch.setenv("DRKIT_TEST_SECONDS", "0.25")  # ~0.6 s a shard: time to kill a node part way
+    monkeypatch.setenv("DRKIT_TEST_WORKERS", "2")  # a worker's first forward waits for the other's
     # detect a dead node within ~1.5 s instead of Ray's default ~30 s
     system = {"health_check_period_ms": 500, "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
