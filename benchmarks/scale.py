@@ -186,10 +186,14 @@ def run_killed(cmd: list[str], env: dict[str, str], store: Path, total_shards: i
     want = max(1, int(fraction * total_shards))
     t0, l0 = time.perf_counter(), load()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = 0
+    done, delay = 0, None
     while proc.poll() is None:
         done = sum(1 for p in store.glob("shard-*.npy")) if store.is_dir() else 0
-        if done >= want:
+        if done >= want and delay is None:
+            # kill at a random moment of the next shard, not right after one landed (no work lost then)
+            delay = random.uniform(0, (time.perf_counter() - t0) / done)
+            kill_at = time.perf_counter() + delay
+        if delay is not None and time.perf_counter() >= kill_at:
             break
         time.sleep(0.02)
     if proc.poll() is not None:
@@ -200,15 +204,33 @@ def run_killed(cmd: list[str], env: dict[str, str], store: Path, total_shards: i
     proc.wait()
     wall = time.perf_counter() - t0
     shards = sum(1 for p in store.glob("shard-*.npy"))
-    return {"wall_s": wall, "shards_on_disk": shards, "kill_after_shards": want,
+    return {"wall_s": wall, "shards_on_disk": shards, "kill_after_shards": want, "kill_delay_s": delay,
             "seconds_since_last_shard": time.time() - newest, "loadavg_before": l0, "loadavg_after": load()}
+
+
+def resume_cost(resume: dict[str, Any], records: int, shard_records: int) -> dict[str, float]:
+    """What the kill cost: the rerun's start (its wall time outside the compute loop: data, fingerprint,
+    teacher, manifest) plus the work of the partial shard the kill discarded (time since the last shard
+    landed). Not "both runs minus one at the resumed rate": the load of a shared machine changes between
+    the two runs by more than the loss."""
+    killed, resumed = resume["killed"], resume["resumed"]
+    stats = resumed["run_stats"]
+    restart = resumed["wall_s"] - stats["seconds"]
+    lost = restart + killed["seconds_since_last_shard"]
+    full = records / stats["records_per_s"]
+    return {"restart_s": restart, "discarded_work_s": killed["seconds_since_last_shard"],
+            "shard_s_at_resumed_rate": shard_records / stats["records_per_s"], "lost_s": lost,
+            "lost_fraction_of_run": lost / full}
 
 
 def reinforce_config(data: Path, store: Path, n: int, augs: int, kill: bool, args: argparse.Namespace) -> dict[str, Any]:
     """Make the store (reusing a complete one and its recorded figures) and time it."""
     cached = store.parent / "reinforce.json"
     if cached.is_file() and (store / "manifest.json").is_file():
-        return {**json.loads(cached.read_text()), "reused": True}
+        out = {**json.loads(cached.read_text()), "reused": True}
+        if "resume" in out:  # derived figures from the recorded raw ones
+            out["resume"].update(resume_cost(out["resume"], n * augs, args.shard_size * augs))
+        return out
     if store.exists():
         shutil.rmtree(store)  # an unfinished earlier attempt: measure from scratch
     env, cmd = subprocess_env(args.threads), reinforce_cmd(data, store, augs, args)
@@ -218,8 +240,6 @@ def reinforce_config(data: Path, store: Path, n: int, augs: int, kill: bool, arg
         killed = run_killed(cmd, env, store, total_shards, args.kill_fraction)
         resumed = run_to_end(cmd, env)
         stats = resumed["run_stats"]
-        rate = stats["records_per_s"]
-        lost = killed["wall_s"] + resumed["wall_s"] - n * augs / rate
         t0 = time.perf_counter()
         try:  # what `drkit verify STORE` checks; a failure is a finding, recorded
             verified, error = Store.open(store).verify(), None
@@ -230,9 +250,9 @@ def reinforce_config(data: Path, store: Path, n: int, augs: int, kill: bool, arg
             "killed": killed, "resumed": resumed,
             "records_recomputed_by_resume": stats["records_computed"],
             "records_kept_from_killed_run": n * augs - stats["records_computed"],
-            "lost_s": lost, "lost_fraction_of_run": lost / (n * augs / rate),
             "verify_ok": verified["records"] == n * augs, "verify_error": error, "verify_s": verify_s,
         }
+        result["resume"].update(resume_cost(result["resume"], n * augs, args.shard_size * augs))
         main_run = resumed
     else:
         main_run = run_to_end(cmd, env)
@@ -547,7 +567,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         out += ["", f"resume at {r['samples']:,} × {r['augs']}: killed after {re_['killed']['wall_s']:.0f} s with "
                 f"{re_['killed']['shards_on_disk']} of {r['store']['shards']} shards on disk; the rerun computed "
                 f"{re_['records_recomputed_by_resume']:,} records in {re_['resumed']['wall_s']:.0f} s; time lost "
-                f"{re_['lost_s']:.1f} s ({100 * re_['lost_fraction_of_run']:.1f} % of a run); verify "
+                f"{re_['lost_s']:.1f} s ({100 * re_['lost_fraction_of_run']:.2f} % of a run: restart "
+                f"{re_['restart_s']:.1f} s + discarded work {re_['discarded_work_s']:.1f} s); verify "
                 f"{'passed' if re_['verify_ok'] else 'FAILED'}"]
     return "\n".join(out)
 
@@ -657,7 +678,12 @@ def reusable_rows(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, A
     if any(old["settings"].get(k) != getattr(args, k) for k in _SAME):
         log(f"{args.json} was measured with other settings: nothing reused")
         return {}
-    return {(r["samples"], r["augs"]): r for r in old["results"]}
+    rows = {(r["samples"], r["augs"]): r for r in old["results"]}
+    for r in rows.values():  # the derived resume figures, recomputed from the recorded raw ones
+        if "resume" in r["reinforce"]:
+            r["reinforce"]["resume"].update(resume_cost(r["reinforce"]["resume"], r["records"],
+                                                        args.shard_size * r["augs"]))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:

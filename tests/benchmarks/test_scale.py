@@ -73,6 +73,8 @@ def test_scale_benchmark_end_to_end_at_a_tiny_size(tmp_path):
     assert kept % 40 == 0 and 0 < kept <= 40 * resume["killed"]["shards_on_disk"]
     assert resume["records_recomputed_by_resume"] + resume["records_kept_from_killed_run"] == 600
     assert resume["verify_ok"] is True
+    assert resume["restart_s"] > 0 and resume["discarded_work_s"] >= 0
+    assert resume["lost_s"] == pytest.approx(resume["restart_s"] + resume["discarded_work_s"])
     assert row["open"]["open_s"] > 0 and row["open"]["import_s"] > 0
     if row["open"]["has_sample_keys"]:
         assert row["open"]["rows_ok"] is True and row["open"]["index_build_s"] >= 0
