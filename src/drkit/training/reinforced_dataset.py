@@ -90,8 +90,6 @@ class ReinforcedDataset(Dataset):
             raise ConfigError(f"p (the probability of a reinforced item) must be in [0, 1], got {p}")
         self.base = load_dataset(base)
         self.store = store if isinstance(store, Store) else Store.open(store)
-        self.match: SampleMatch = self.store.match_dataset(self.base, by=match)
-        self.match.require(only_matching=only_matching)
         if policy is not None and policy != self.store.policy_config.name:
             raise StoreMismatchError(
                 f"{self.store.root} was reinforced with policy {self.store.policy_config.name!r}, not {policy!r}; "
@@ -99,6 +97,9 @@ class ReinforcedDataset(Dataset):
             )
         if not 1 <= views <= self.store.num_augs:
             raise ConfigError(f"views must be in 1..{self.store.num_augs} (the stored augmentations), got {views}")
+        # after the cheap checks: matching another copy by key decodes every image once
+        self.match: SampleMatch = self.store.match_dataset(self.base, by=match)
+        self.match.require(only_matching=only_matching)
         self.policy = self.store.policy()
         # shared with DataLoader workers (fork: inherited mapping; spawn: torch shares the storage)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
