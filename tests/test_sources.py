@@ -290,9 +290,11 @@ def test_the_same_images_give_the_same_records_from_every_source(digits30, tmp_p
     their stores' record shards are byte-identical (only the key tables differ: paths vs row indices)."""
     pattern = write_shards(digits30, tmp_path / "shards", [16, 14])
     saved = write_hf(digits30, tmp_path / "saved")
-    shards = {}
+    shards, schemes = {}, {}
     for name, data in (("array", digits30), ("wds", f"wds:{pattern}"), ("hf", f"hf:{saved}")):
         store = drkit.reinforce(data, digits_teacher, tmp_path / name, policy="randaugment+mixing", num_augs=2,
                                 topk=3, shard_size=16, num_workers=0, progress=False)
         shards[name] = [(store.root / s.file).read_bytes() for s in store.shards]
+        schemes[name] = store.key_scheme
     assert shards["wds"] == shards["array"] == shards["hf"]
+    assert schemes == {"array": "index", "wds": "__key__", "hf": "index"}  # what each store says its keys are

@@ -167,6 +167,7 @@ class HuggingFaceDataset(ImageDataset):
     """
 
     variable_size = True
+    key_scheme = "index"  # the row index: what a store records for it (drkit.data.samples.key_scheme)
 
     def __init__(self, dataset: Any, *, image_column: str | None = None, label_column: str | None = None,
                  channels: int | None = None, name: str | None = None) -> None:

@@ -243,6 +243,7 @@ class WebDatasetSource(ImageDataset):
     """
 
     variable_size = True
+    key_scheme = "__key__"  # what a store records for its samples (drkit.data.samples.key_scheme)
 
     def __init__(self, pattern: str, *, image_ext: str | None = None, label_ext: str | None = None,
                  channels: int | None = None, index_cache: str | os.PathLike[str] | bool | None = None) -> None:
