@@ -237,8 +237,12 @@ def sample_mixup(rng: np.random.Generator, alpha: float) -> int:
     return int(round(rng.beta(alpha, alpha) * LAMBDA_SCALE))
 
 
-def apply_mixup(image: torch.Tensor, partner: torch.Tensor, lam_q: int) -> torch.Tensor:
+def apply_mixup(image: torch.Tensor, partner: torch.Tensor, lam_q: int, *, inplace: bool = False) -> torch.Tensor:
+    """``image * lam + partner * (1 - lam)``; ``inplace`` writes both products into the inputs (the
+    same float operations in the same order, so the same bits) and returns ``image``."""
     lam = float(lam_q) / LAMBDA_SCALE
+    if inplace:
+        return image.mul_(lam).add_(partner.mul_(1.0 - lam))
     return image * lam + partner * (1.0 - lam)
 
 
@@ -258,10 +262,11 @@ def sample_cutmix(
 
 
 def apply_cutmix(
-    image: torch.Tensor, partner: torch.Tensor, box: tuple[int, int, int, int] | np.ndarray
+    image: torch.Tensor, partner: torch.Tensor, box: tuple[int, int, int, int] | np.ndarray, *, inplace: bool = False
 ) -> torch.Tensor:
+    """``image`` with the box pasted from ``partner`` (into ``image`` itself when ``inplace``)."""
     y1, x1, y2, x2 = (int(v) for v in box)
-    out = image.clone()
+    out = image if inplace else image.clone()
     out[:, y1:y2, x1:x2] = partner[:, y1:y2, x1:x2]
     return out
 

@@ -208,13 +208,13 @@ class Policy:
             raise ConfigError(f"policies apply to uint8 (C, H, W) images, got {image.dtype} {tuple(image.shape)}")
         if image.shape[0] != self.image_shape[0]:
             raise ConfigError(f"this policy is for {self.image_shape[0]}-channel images, got {tuple(image.shape)}")
-        top, left, bh, bw = (int(v) for v in params["crop"])
+        box = top, left, bh, bw = tuple(int(v) for v in params["crop"])
         if top + bh > image.shape[1] or left + bw > image.shape[2]:  # sampled for another image size
             raise ConfigError(
                 f"crop box (top {top}, left {left}, {bh}x{bw}) does not fit this {tuple(image.shape)} image: the "
                 "parameters were sampled for an image of another size (is this the dataset they were made for?)"
             )
-        x = ops.apply_resized_crop(image, params["crop"], self.size)
+        x = ops.apply_resized_crop(image, box, self.size)
         x = ops.apply_flip(x, bool(params["flip"]))
         if self.config.uses_randaugment:
             x = ops.apply_randaugment(x, params["ra_op"], params["ra_mag"], self.config.ra_num_bins)
@@ -238,9 +238,10 @@ class Policy:
         if partner_image is None or partner_params is None:
             raise ConfigError(f"policy {self.config.name!r} mixes: pass partner_image and partner_params")
         y = self.apply_base(partner_image, partner_params)
+        # x and y are this call's own float tensors (apply_base converts or clones): mix in place
         if int(params["mix_mode"]) == 1:
-            return ops.apply_cutmix(x, y, params["mix_box"])
-        return ops.apply_mixup(x, y, int(params["mix_lam"]))
+            return ops.apply_cutmix(x, y, params["mix_box"], inplace=True)
+        return ops.apply_mixup(x, y, int(params["mix_lam"]), inplace=True)
 
     def replay(
         self,
