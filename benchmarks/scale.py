@@ -191,7 +191,9 @@ def run_killed(cmd: list[str], env: dict[str, str], store: Path, total_shards: i
         done = sum(1 for p in store.glob("shard-*.npy")) if store.is_dir() else 0
         if done >= want and delay is None:
             # kill at a random moment of the next shard, not right after one landed (no work lost then)
-            delay = random.uniform(0, (time.perf_counter() - t0) / done)
+            landed = sorted(p.stat().st_mtime for p in store.glob("shard-*.npy"))
+            per_shard = (landed[-1] - landed[0]) / (len(landed) - 1) if len(landed) > 1 else 0.0
+            delay = random.uniform(0, per_shard)
             kill_at = time.perf_counter() + delay
         if delay is not None and time.perf_counter() >= kill_at:
             break
@@ -215,6 +217,9 @@ def resume_cost(resume: dict[str, Any], records: int, shard_records: int) -> dic
     the two runs by more than the loss."""
     killed, resumed = resume["killed"], resume["resumed"]
     stats = resumed["run_stats"]
+    if not stats["records_computed"]:
+        raise RuntimeError("the killed run had written every shard: nothing was resumed; kill earlier "
+                           "(--kill-fraction) or use a larger size")
     restart = resumed["wall_s"] - stats["seconds"]
     lost = restart + killed["seconds_since_last_shard"]
     full = records / stats["records_per_s"]
@@ -680,7 +685,7 @@ def reusable_rows(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, A
         return {}
     rows = {(r["samples"], r["augs"]): r for r in old["results"]}
     for r in rows.values():  # the derived resume figures, recomputed from the recorded raw ones
-        if "resume" in r["reinforce"]:
+        if "resume" in r.get("reinforce", {}):
             r["reinforce"]["resume"].update(resume_cost(r["reinforce"]["resume"], r["records"],
                                                         args.shard_size * r["augs"]))
     return rows
