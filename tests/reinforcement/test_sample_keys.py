@@ -354,3 +354,16 @@ def test_ray_engine_writes_the_same_key_tables(folder, tmp_path, snapshot):
     a, b = snapshot(local.root), snapshot(remote.root)
     assert sorted(k for k in a if k.startswith("keys-")) == [f"keys-{i:05d}.npy" for i in range(3)]
     assert a == b
+
+
+def test_train_only_matching_on_a_damaged_copy(made, damaged_copy, tmp_path, capsys):
+    _, store = made
+    argv = ["train", f"imagefolder:{damaged_copy.root}", "--mode", "dr", "--store", str(store.root), "--arch",
+            "smallcnn-4", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "-q", "--out"]
+    assert main([*argv, str(tmp_path / "refused")]) == 1  # a partial copy is an error by default
+    assert "for 8 of 12 samples" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "run"), "--only-matching"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["only_matching"] is True and config["train_samples"] == 8  # the 8 of 12 that match
+    with pytest.raises(drkit.ConfigError, match="only_matching is for dr"):
+        drkit.train_run(damaged_copy, tmp_path / "erm", mode="erm", only_matching=True)

@@ -26,7 +26,7 @@ __all__ = ["add_train_commands"]
 def _cmd_train(args: argparse.Namespace) -> int:
     m = train_run(args.data, args.out, arch=args.arch, mode=args.mode, store=args.store, teachers=args.teacher or (),
                   policy=args.policy, eval_data=args.eval_data, init=args.init, train_fraction=args.train_fraction,
-                  views=args.views, reinforced_prob=args.reinforced_prob, temperature=args.temperature, image_size=args.image_size,
+                  views=args.views, reinforced_prob=args.reinforced_prob, only_matching=args.only_matching, temperature=args.temperature, image_size=args.image_size,
                   config=config_from_args(TrainConfig, args), augmix=args.augmix,
                   trust_store_teachers=args.trust_store_teachers, stream=args.stream, progress=not args.quiet)
     if launch_rank() != 0:  # under torchrun every rank returns the same result: rank 0 prints it
@@ -100,6 +100,9 @@ def add_train_commands(sub: Any) -> None:
                    help="dr on wds:PATTERN: read the tar shards in sequence (shuffled per epoch, split over DDP "
                         "ranks and --num-workers) instead of one random read per sample")
     t.add_argument("--views", type=int, default=1, help="dr: stored augmentations per decoded image (FKD-style)")
+    t.add_argument("--only-matching", action="store_true",
+                   help="dr on another copy of the data: train on the samples whose key and content match the "
+                        "store's (the rest are reported and left out); default: any mismatch is an error")
     t.add_argument("--reinforced-prob", type=float, default=1.0, metavar="P",
                    help="dr: probability of a stored view per item; otherwise the original image with its hard "
                         "label (ml-dr's p; < 1 eases the reinforcement for small students)")

@@ -130,6 +130,7 @@ class RunConfig:
     reinforced_prob: float = 1.0  # dr: probability of a replayed item; else the original image, hard label (ml-dr's p)
     trust_store_teachers: bool = False  # kd without teachers: load the ones the store names
     stream: bool = False  # dr on a wds: source: read its shards in sequence (StreamedReinforcedDataset)
+    only_matching: bool = False  # dr on another copy of the data: train on the samples that match the store by key
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -146,6 +147,9 @@ class RunConfig:
             raise ConfigError("reinforced_prob is for dr students (the share of stored views; the rest are originals)")
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.only_matching and (self.mode != "dr" or self.train_fraction < 1 or self.stream):
+            raise ConfigError("only_matching is for dr students on a whole map-style copy of the data (no train "
+                              "fraction, no --stream): it trains on the samples the store's keys match")
         if self.stream and (self.mode != "dr" or self.train_fraction < 1):
             raise ConfigError("stream is for dr students on a whole wds: source (no train fraction): erm/kd and "
                               "subsets read samples by index")
@@ -242,7 +246,9 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
     if indices is not None and run.stream:
         raise ConfigError("a streamed run reads whole shards: give no indices")
     dataset = load_dataset(data)
-    opened = Store.open(store, dataset=dataset) if store is not None else None
+    if indices is not None and run.only_matching:
+        raise ConfigError("only_matching chooses the samples itself: give no indices")
+    opened = Store.open(store, dataset=dataset, only_matching=run.only_matching) if store is not None else None
     if mode == "dr" and opened is None:
         raise ConfigError("mode dr needs --store (a store made by `drkit reinforce` from this dataset)")
     policy_name = policy or (opened.policy_config.name if opened else DEFAULT_POLICY)
@@ -295,6 +301,9 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
         **({"augmix": True} if augmix else {}),
         **({"reinforced_prob": run.reinforced_prob} if run.reinforced_prob < 1 else {}),
         **({"stream": True} if run.stream else {}),
+        # the samples of this copy that match the store by key (the rest are left out, logged)
+        **({"only_matching": True, "train_samples": opened.match_dataset(dataset).matched}
+           if run.only_matching and opened is not None else {}),
         **({"indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest()}
            if indices is not None and train_fraction == 1 else {}),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("num_workers", "device", "precision")
@@ -317,7 +326,7 @@ def _train_run(data: str | ImageDataset, out: str | os.PathLike[str], run: RunCo
                                                        policy=policy, p=run.reinforced_prob)
     elif mode == "dr":
         train_set = ReinforcedDataset(dataset, opened, seed=cfg.seed, views=views,  # type: ignore[arg-type]
-                                      policy=policy, p=run.reinforced_prob)
+                                      policy=policy, p=run.reinforced_prob, only_matching=run.only_matching)
     else:
         train_set = FreshAugmented(dataset, Policy(PolicyConfig(policy_name, size=(h, w)), dataset.image_shape),
                                    seed=cfg.seed, augmix=augmix)
