@@ -13,7 +13,7 @@ from ._version import __version__
 _compat.install()  # drkit 0.1's module paths (drkit.runs, drkit.store, ...) as warning aliases, for one release
 
 from .augment.policies import POLICIES, Policy, PolicyConfig  # noqa: E402
-from .data import ImageDataset, dataset_fingerprint, load_dataset  # noqa: E402
+from .data import HuggingFaceDataset, ImageDataset, WebDatasetSource, dataset_fingerprint, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
     ConfigError,
     DataError,
@@ -32,6 +32,8 @@ from .metrics import classification_metrics, evaluation_metrics  # noqa: E402
 from .models import create_model  # noqa: E402
 from .reinforcement.config import ReinforceConfig  # noqa: E402
 from .reinforcement.engine import reinforce  # noqa: E402
+from .reinforcement.export import export_store, push_folder  # noqa: E402
+from .reinforcement.matching import SampleMatch, SampleMismatchError  # noqa: E402
 from .reinforcement.ray_engine import RayOptions  # noqa: E402  (Ray itself is imported only when used)
 from .reinforcement.store import Store  # noqa: E402
 from .reinforcement.targets import densify, topk_sparsify  # noqa: E402
@@ -41,10 +43,18 @@ from .training.loop import TrainConfig, Trainer, train  # noqa: E402
 from .training.losses import kd_kl_loss, soft_target_cross_entropy, sparse_soft_target_cross_entropy  # noqa: E402
 from .training.reinforced_dataset import ReinforcedDataset  # noqa: E402
 from .training.runs import RunConfig, TrainResult, train_run  # noqa: E402
+from .training.streamed import StreamedReinforcedDataset  # noqa: E402
 
 __all__ = [
     "__version__",
     "ImageDataset",
+    "WebDatasetSource",
+    "HuggingFaceDataset",
+    "StreamedReinforcedDataset",
+    "SampleMatch",
+    "SampleMismatchError",
+    "export_store",
+    "push_folder",
     "load_dataset",
     "dataset_fingerprint",
     "DrkitError",
