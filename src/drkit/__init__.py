@@ -13,7 +13,13 @@ from ._version import __version__
 _compat.install()  # drkit 0.1's module paths (drkit.runs, drkit.store, ...) as warning aliases, for one release
 
 from .augment.policies import POLICIES, Policy, PolicyConfig  # noqa: E402
-from .data import HuggingFaceDataset, ImageDataset, WebDatasetSource, dataset_fingerprint, load_dataset  # noqa: E402
+from .data import (  # noqa: E402
+    HuggingFaceDataset,
+    ImageDataset,
+    WebDatasetSource,
+    dataset_fingerprint,
+    load_dataset,
+)
 from .errors import (  # noqa: E402
     ConfigError,
     DataError,
