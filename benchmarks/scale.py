@@ -66,6 +66,7 @@ from benchmarks.reinforce_throughput import augmented_batches, raw_throughput
 from benchmarks.store_size import TemplateTeacher
 from drkit.data import load_dataset
 from drkit.errors import DrkitError
+from drkit.reinforcement.engine import reinforce
 from drkit.reinforcement.store import Store
 from drkit.reinforcement.teachers import TeacherEnsemble
 from drkit.training.reinforced_dataset import ReinforcedDataset
@@ -286,6 +287,7 @@ def teacher_cost(data: Path, augs: int, args: argparse.Namespace) -> dict[str, A
 _OPEN_SCRIPT = """
 import json, sys, time
 t0 = time.perf_counter()
+from drkit.reinforcement.engine import reinforce
 from drkit.reinforcement.store import Store
 t1 = time.perf_counter()
 store = Store.open(sys.argv[1])
@@ -656,6 +658,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (OMP_NUM_THREADS) of every process: 1 on a shared 2-core machine, where "
                         "2 intra-op threads next to a DataLoader worker oversubscribe the cores")
+    p.add_argument("--threads-probe", type=int, default=0, metavar="N",
+                   help="instead: reinforce N samples with 2 vs. 1 torch threads, num_workers 0 and 1, interleaved")
     p.add_argument("--slow-teacher", action="store_true", help="the teacher sleeps 50 ms per forward (tests)")
     p.add_argument("--open-repeats", type=int, default=3)
     p.add_argument("--verify-rounds", type=int, default=2)
@@ -691,8 +695,36 @@ def reusable_rows(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, A
     return rows
 
 
+def threads_probe(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``drkit.reinforce`` in this process with 2 and 1 torch threads, ``num_workers`` 0 and 1, rounds
+    interleaved (``--threads-probe N`` samples x ``--augs``): what oversubscribing shared cores costs."""
+    data = make_data(args.work / f"data-n{args.threads_probe}-c{args.classes}.npz", args.threads_probe, args.classes)
+    dataset = load_dataset(f"npz:{data}")
+    rows = []
+    for rnd in range(2):
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            for workers in (0, 1):
+                out = args.work / f"threads-probe-{threads}-{workers}"
+                shutil.rmtree(out, ignore_errors=True)
+                before = load()
+                store = reinforce(dataset, teacher(args.classes, IMAGE_SHAPE[0]), out, policy=args.policy,
+                                  num_augs=args.augs, topk=args.topk, shard_size=args.shard_size,
+                                  teacher_batch=args.teacher_batch, num_workers=workers, device="cpu", progress=False)
+                rows.append({"round": rnd, "threads": threads, "num_workers": workers,
+                             "records_per_s": store.run_stats["records_per_s"], "loadavg_before": before})
+                log(f"threads={threads} num_workers={workers}: {rows[-1]['records_per_s']:.0f} records/s")
+                shutil.rmtree(out)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads_probe:
+        args.work.mkdir(parents=True, exist_ok=True)
+        rows = threads_probe(args)
+        record("scale_threads", vars(args), args.json, environment=environment(), results=rows)
+        return
     torch.set_num_threads(args.threads)
     random.seed(0)
     sizes = [int(s) for s in args.sizes.split(",") if s]
