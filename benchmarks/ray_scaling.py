@@ -154,6 +154,7 @@ def one_run(name: str, dataset: ImageDataset, members: list[nn.Module], config: 
             "records_per_s": st["records_per_s"], "start_s": start,
             "steady_records_per_s": after / (st["seconds"] - start) if after else float("nan"),
             "wall_seconds_with_setup": wall, "loadavg_1_before": load, "cpu_s": cpu.split(pids),
+            "shards_retried": st.get("shards_retried"), "shards_backed_up": st.get("shards_backed_up"),
             "profile": profile, "digest": store_digest(store.root)}
 
 
