@@ -19,7 +19,9 @@ what the driver loaded); ``nn.Module`` teachers and in-memory datasets are shipp
 
 Failures: Ray restarts a dead actor (``max_restarts``, on another node if its node is gone), and
 the driver hands the shards that actor held to whoever is ready, up to ``shard_attempts`` times
-per shard. Interrupting the driver loses only the shards in flight: rerun to resume.
+per shard. Interrupting the driver loses only the shards in flight: rerun to resume. When nothing
+is left to hand out, an idle worker takes a copy of a shard still queued behind another's running
+one (the first copy back is written). ``run_stats["profile"]`` says where the time went.
 """
 
 from __future__ import annotations
