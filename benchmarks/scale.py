@@ -21,7 +21,7 @@ configurations). Per configuration it measures:
 - ``dataset_item``: one random ``ReinforcedDataset(sparse=True)[i]`` (replay + top-k target), with
   every shard already mapped;
 - ``worker_rss``: one shuffled epoch through a ``DataLoader`` with 2 workers, each worker's
-  ``RssAnon``/``RssFile``/``RssShmem`` (``/proc/PID/status``) and USS (psutil) sampled ~20 times:
+  ``RssAnon``/``RssFile``/``RssShmem`` (``/proc/PID/status``) and USS (``smaps_rollup``) sampled ~20 times:
   growth of anonymous memory is a leak, growth of file pages is the store's mapped pages;
 - ``resume`` (at ``--kill-at``): the run is SIGKILLed once ``--kill-fraction`` of its shards are on
   disk, rerun to completion, verified; the time lost is both runs' wall time minus the records
@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -419,14 +418,18 @@ def dataset_items(data: Path, store: Path, calls: int) -> dict[str, Any]:
 
 
 def _status(pid: int) -> dict[str, int]:
-    """``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem`` of ``pid`` in bytes, and its USS (psutil)."""
+    """``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem`` of ``pid`` in bytes (``/proc/PID/status``), and its
+    USS (private pages, ``/proc/PID/smaps_rollup``)."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
             if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
                 out[key] = int(value.split()[0]) * 1024
-    out["USS"] = psutil.Process(pid).memory_full_info().uss
+    with open(f"/proc/{pid}/smaps_rollup") as f:  # USS: the pages only this process maps (psutil's definition)
+        fields = {k: v for k, _, v in (line.partition(":") for line in f)}
+    out["USS"] = sum(int(fields[k].split()[0]) * 1024 for k in ("Private_Clean", "Private_Dirty", "Private_Hugetlb")
+                     if k in fields)
     return out
 
 
