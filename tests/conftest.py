@@ -22,6 +22,20 @@ if str(TESTS) not in sys.path:  # helper modules (``_teacher_zoo``) for ``python
     sys.path.insert(0, str(TESTS))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drkit_cache(tmp_path_factory):
+    """drkit's caches (image-folder scans, wds indexes) in the session's temporary folder, never in
+    the user's ~/.cache; subprocesses inherit it."""
+    old = {k: os.environ.get(k) for k in ("DRKIT_CACHE",)}
+    os.environ["DRKIT_CACHE"] = str(tmp_path_factory.mktemp("drkit-cache"))
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def _digits_train() -> ArrayDataset:
     return load_dataset("digits")  # type: ignore[return-value]

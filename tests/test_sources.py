@@ -30,7 +30,7 @@ TESTS = Path(__file__).parent
 @pytest.fixture(autouse=True)
 def _offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Index and HF caches in the test's folder; teachers importable for ``python:`` specs."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DRKIT_CACHE", str(tmp_path / "cache" / "drkit"))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     monkeypatch.syspath_prepend(str(TESTS))
 
@@ -102,7 +102,7 @@ def test_wds_index_is_cached_and_invalidated(digits30, tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.labels, first.labels)
     assert torch.equal(again.image(20), first.image(20))
     monkeypatch.undo()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DRKIT_CACHE", str(tmp_path / "cache" / "drkit"))
     # a rewritten shard (other labels) is indexed anew, not served from the stale cache
     relabelled = ArrayDataset(digits30.images, (digits30.labels + 1) % 10, classes=digits30.classes)
     write_shards(relabelled, tmp_path / "shards", [15, 15])

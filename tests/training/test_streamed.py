@@ -25,7 +25,7 @@ wds = pytest.importorskip("webdataset")
 
 @pytest.fixture(autouse=True)
 def _index_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DRKIT_CACHE", str(tmp_path / "cache" / "drkit"))
 
 
 def numbered(n: int) -> ArrayDataset:

@@ -6,7 +6,8 @@ member's header is read with ``tarfile`` (no data), grouped into samples by webd
 ``group_by_keys`` / ``base_plus_ext`` — the rules its streaming pipeline uses, so a sample's
 ``__key__`` here is the one :mod:`drkit.training.streamed` sees — and an image is then one
 ``pread`` of its bytes. The index (keys, offsets, sizes, labels) is cached per shard under
-``$XDG_CACHE_HOME/drkit/wds-index`` (default ``~/.cache``), keyed by the shard's path, size and
+``wds-index`` in drkit's cache folder (``$DRKIT_CACHE``, else ``$XDG_CACHE_HOME/drkit``, else
+``~/.cache/drkit``), keyed by the shard's path, size and
 modification time, so a second open costs a file read per shard.
 
 Per sample: the image is the member with extension ``jpg``/``jpeg``/``png``/``webp``/``bmp``/
@@ -37,6 +38,7 @@ import torch
 from ..errors import DataError
 from .base import ImageDataset
 from .decode import decode_bytes
+from .folders import cache_dir
 from .options import parse_channels, split_options
 
 __all__ = ["IMAGE_EXTENSIONS", "LABEL_EXTENSIONS", "WebDatasetSource", "ShardIndex", "expand_shards",
@@ -203,7 +205,8 @@ def _cached_index(path: Path, image_ext: str | None, label_ext: str | None, cach
 
 
 def default_index_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drkit" / "wds-index"
+    """``wds-index`` in drkit's cache folder (:func:`drkit.data.folders.cache_dir`)."""
+    return cache_dir() / "wds-index"
 
 
 def _class_names(folder: Path) -> list[str] | None:
