@@ -124,7 +124,7 @@ def test_open_and_read(store, digits60):
     np.testing.assert_array_equal(s.records(17)[2], rec)
     shard = np.load(store.root / "shard-00001.npy", allow_pickle=False)
     assert rec.tobytes() == shard[1, 2].tobytes()
-    assert isinstance(s._shard(1), np.memmap)  # memory-mapped, read lazily
+    assert isinstance(s._shard(1).base, np.memmap)  # a view of the shard's memory map, read lazily
     assert s.records(59).shape == (3,)
     assert "samples=60" in repr(s)
 
