@@ -20,6 +20,9 @@ echo
 echo "== random read =="
 "$PY" -m benchmarks.random_read --json "$OUT/random_read.json"
 echo
+echo "== data sources: wds / hf reads, streamed vs random epoch =="
+"$PY" -m benchmarks.sources --json "$OUT/sources.json"
+echo
 echo "== training cost: DR / ERM, loading, KD / DR =="
 "$PY" -m benchmarks.train_cost --json "$OUT/train_cost.json"
 echo
