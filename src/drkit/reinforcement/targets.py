@@ -8,10 +8,12 @@ When ``k >= num_classes`` the full distribution is stored and no ids are needed 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
-__all__ = ["class_id_dtype", "topk_sparsify", "densify"]
+__all__ = ["class_id_dtype", "topk_sparsify", "densify", "record_target", "hard_target"]
 
 
 def class_id_dtype(num_classes: int) -> np.dtype:
@@ -53,3 +55,30 @@ def densify(values: torch.Tensor | np.ndarray, ids: torch.Tensor | np.ndarray | 
     out = fill.expand(*v.shape[:-1], num_classes).clone()
     out.scatter_(-1, i, v.clamp_min(0))
     return out / out.sum(-1, keepdim=True)
+
+
+def record_target(record: np.ndarray, num_classes: int, *, sparse: bool = False) -> Any:
+    """The training target a stored record holds: its top-k teacher probabilities densified to
+    ``(num_classes,)``, or with ``sparse`` the ``(values (k,), class ids (k,))`` pair (a dense
+    store's ids are the class order)."""
+    values = np.asarray(record["probs"], dtype=np.float32)
+    names = record.dtype.names or ()
+    ids = np.asarray(record["classes"], dtype=np.int64) if "classes" in names else None
+    if sparse:
+        ids = np.arange(len(values)) if ids is None else ids
+        return torch.from_numpy(values), torch.from_numpy(ids)
+    return densify(values, ids, num_classes)
+
+
+def hard_target(label: int, num_classes: int, topk: int, *, sparse: bool = False) -> Any:
+    """A hard label shaped as :func:`record_target` shapes a stored one: one-hot ``(num_classes,)``,
+    or with ``sparse`` ``topk`` entries, the label first with value 1 (the original-image items of
+    ``p < 1``)."""
+    if sparse:
+        ids = torch.tensor([label] + [c for c in range(num_classes) if c != label][: topk - 1])
+        values = torch.zeros(topk)
+        values[0] = 1.0
+        return values, ids
+    target = torch.zeros(num_classes)
+    target[label] = 1.0
+    return target

@@ -52,7 +52,7 @@ from ..data import ImageDataset, center_fit, load_dataset
 from ..errors import ConfigError, StoreMismatchError
 from ..reinforcement.matching import SampleMatch
 from ..reinforcement.store import Store
-from ..reinforcement.targets import densify
+from ..reinforcement.targets import hard_target, record_target
 
 __all__ = ["ReinforcedDataset"]
 
@@ -182,12 +182,7 @@ class ReinforcedDataset(Dataset):
 
     def target(self, index: int, aug: int) -> Any:
         rec = self.store.record(self.row(index), aug)
-        values = np.asarray(rec["probs"], dtype=np.float32)
-        ids = None if self.store.dense else np.asarray(rec["classes"], dtype=np.int64)
-        if self.sparse:
-            ids = np.arange(len(values)) if ids is None else ids
-            return torch.from_numpy(values), torch.from_numpy(ids)
-        return densify(values, ids, self.num_classes)
+        return record_target(rec, self.num_classes, sparse=self.sparse)
 
     def original(self, index: int) -> bool:
         """Whether ``index`` trains on its original image and hard label this epoch (``p < 1``)."""
@@ -195,15 +190,7 @@ class ReinforcedDataset(Dataset):
 
     def _hard(self, image: torch.Tensor, label: int) -> tuple[torch.Tensor, Any]:
         view = to_float(center_fit(image, tuple(self.policy.size)))
-        k = self.store.topk
-        if self.sparse:
-            ids = torch.tensor([label] + [c for c in range(self.num_classes) if c != label][: k - 1])
-            values = torch.zeros(k)
-            values[0] = 1.0
-            return view, (values, ids)
-        target = torch.zeros(self.num_classes)
-        target[label] = 1.0
-        return view, target
+        return view, hard_target(label, self.num_classes, self.store.topk, sparse=self.sparse)
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         if not -len(self) <= index < len(self):

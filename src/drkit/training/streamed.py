@@ -61,7 +61,7 @@ from ..data.webdataset_source import (
 )
 from ..errors import ConfigError, DataError, StoreMismatchError
 from ..reinforcement.store import Store
-from ..reinforcement.targets import densify
+from ..reinforcement.targets import hard_target, record_target
 
 __all__ = ["StreamedReinforcedDataset", "STREAM_SHARD_ORDER", "slot_runs"]
 
@@ -301,21 +301,8 @@ class StreamedReinforcedDataset(IterableDataset):
 
     def _target(self, row: int, aug: int) -> Any:
         rec = self.store.record(row, aug)
-        values = np.asarray(rec["probs"], dtype=np.float32)
-        ids = None if self.store.dense else np.asarray(rec["classes"], dtype=np.int64)
-        if self.sparse:
-            ids = np.arange(len(values)) if ids is None else ids
-            return torch.from_numpy(values), torch.from_numpy(ids)
-        return densify(values, ids, self.num_classes)
+        return record_target(rec, self.num_classes, sparse=self.sparse)
 
     def _hard(self, image: torch.Tensor, label: int) -> tuple[torch.Tensor, Any]:
         view = to_float(center_fit(image, tuple(self.policy.size)))
-        k = self.store.topk
-        if self.sparse:
-            ids = torch.tensor([label] + [c for c in range(self.num_classes) if c != label][: k - 1])
-            values = torch.zeros(k)
-            values[0] = 1.0
-            return view, (values, ids)
-        target = torch.zeros(self.num_classes)
-        target[label] = 1.0
-        return view, target
+        return view, hard_target(label, self.num_classes, self.store.topk, sparse=self.sparse)
