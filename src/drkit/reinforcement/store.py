@@ -123,6 +123,17 @@ def shard_ranges(num_samples: int, shard_size: int) -> list[tuple[int, int, int]
     return [(s, a, min(a + shard_size, num_samples)) for s, a in enumerate(range(0, num_samples, shard_size))]
 
 
+def _npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from a ``.npy`` file's header, nothing else read (format 1.0 or 2.0)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version} (drkit writes 1.0)")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        return read_header(f)
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -518,13 +529,7 @@ class Store:
             )
         shape = (info.stop - info.start, self.num_augs)
         try:  # the header first: nothing is mapped for a shard of another dtype or shape
-            with open(path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                if version not in ((1, 0), (2, 0)):
-                    raise ValueError(f".npy format version {version} (drkit writes 1.0)")
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                head_shape, fortran, dtype = read_header(f)
+            head_shape, fortran, dtype = _npy_header(path)
             if dtype != self.record_dtype or tuple(head_shape) != shape or fortran:
                 raise StoreCorruptError(
                     f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not what the manifest says")
@@ -555,13 +560,7 @@ class Store:
             raise StoreCorruptError(f"{path} fails its checksum (bit flip or modified file); re-create the store "
                                     "or restore the file")
         try:
-            with open(path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                if version not in ((1, 0), (2, 0)):
-                    raise ValueError(f".npy format version {version} (drkit writes 1.0)")
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                head_shape, fortran, dtype = read_header(f)
+            head_shape, fortran, dtype = _npy_header(path)
             if not is_key_dtype(dtype) or tuple(head_shape) != (info.stop - info.start,) or fortran:
                 raise StoreCorruptError(f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not a key table of "
                                         f"{info.stop - info.start} samples")
