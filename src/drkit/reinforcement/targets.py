@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["class_id_dtype", "topk_sparsify", "densify", "record_target", "hard_target"]
+__all__ = ["class_id_dtype", "topk_sparsify", "densify", "record_target", "hard_target", "stack_targets"]
 
 
 def class_id_dtype(num_classes: int) -> np.dtype:
@@ -82,3 +82,11 @@ def hard_target(label: int, num_classes: int, topk: int, *, sparse: bool = False
     target = torch.zeros(num_classes)
     target[label] = 1.0
     return target
+
+
+def stack_targets(targets: list[Any]) -> Any:
+    """Targets of several views of one sample stacked: ``(V, classes)``, or a ``(values (V, k), ids
+    (V, k))`` pair for sparse ones."""
+    if isinstance(targets[0], tuple):
+        return torch.stack([t[0] for t in targets]), torch.stack([t[1] for t in targets])
+    return torch.stack(targets)

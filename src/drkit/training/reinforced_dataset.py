@@ -47,12 +47,12 @@ import torch
 from torch.utils.data import Dataset
 
 from ..augment.ops import to_float
-from ..augment.rng import STREAM_ORIGINAL, STREAM_REPLAY, rng_at
+from ..augment.rng import replayed_augmentations, replays_original
 from ..data import ImageDataset, center_fit, load_dataset
 from ..errors import ConfigError, StoreMismatchError
 from ..reinforcement.matching import SampleMatch
 from ..reinforcement.store import Store
-from ..reinforcement.targets import hard_target, record_target
+from ..reinforcement.targets import hard_target, record_target, stack_targets
 
 __all__ = ["ReinforcedDataset"]
 
@@ -157,15 +157,8 @@ class ReinforcedDataset(Dataset):
     def choose(self, index: int) -> np.ndarray:
         """Indices of the stored augmentations replayed for ``index`` this epoch (``views`` distinct);
         a function of (seed, store row, epoch), so a sample replays the same ones in any copy of the data."""
-        rng = rng_at(self.seed, STREAM_REPLAY, self.row(index), self.epoch)
-        if self._allowed is not None:
-            usable = np.flatnonzero(self._allowed[index])  # all of them: the same draws as below
-            if self.views == 1:
-                return usable[[int(rng.integers(0, len(usable)))]]
-            return rng.choice(usable, size=self.views, replace=False)
-        if self.views == 1:
-            return np.array([rng.integers(0, self.store.num_augs)])
-        return rng.choice(self.store.num_augs, size=self.views, replace=False)
+        usable = None if self._allowed is None else np.flatnonzero(self._allowed[index])
+        return replayed_augmentations(self.seed, self.row(index), self.epoch, self.store.num_augs, self.views, usable)
 
     def _image_of_row(self, row: int) -> torch.Tensor:
         b = self.match.base_of_row(row)
@@ -186,7 +179,7 @@ class ReinforcedDataset(Dataset):
 
     def original(self, index: int) -> bool:
         """Whether ``index`` trains on its original image and hard label this epoch (``p < 1``)."""
-        return self.p < 1 and float(rng_at(self.seed, STREAM_ORIGINAL, self.row(index), self.epoch).random()) >= self.p
+        return replays_original(self.seed, self.row(index), self.epoch, self.p)
 
     def _hard(self, image: torch.Tensor, label: int) -> tuple[torch.Tensor, Any]:
         view = to_float(center_fit(image, tuple(self.policy.size)))
@@ -211,7 +204,4 @@ class ReinforcedDataset(Dataset):
             a = int(augs[0])
             return self.replay(index, a, image), self.target(index, a), label
         views = torch.stack([self.replay(index, int(a), image) for a in augs])
-        targets = [self.target(index, int(a)) for a in augs]
-        if self.sparse:
-            return views, (torch.stack([t[0] for t in targets]), torch.stack([t[1] for t in targets])), label
-        return views, torch.stack(targets), label
+        return views, stack_targets([self.target(index, int(a)) for a in augs]), label

@@ -49,7 +49,7 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..augment.ops import to_float
-from ..augment.rng import STREAM_ORIGINAL, STREAM_REPLAY, rng_at
+from ..augment.rng import STREAM_SHARD_ORDER, replayed_augmentations, replays_original, rng_at
 from ..data import center_fit, load_dataset
 from ..data.decode import decode_bytes
 from ..data.webdataset_source import (
@@ -61,15 +61,11 @@ from ..data.webdataset_source import (
 )
 from ..errors import ConfigError, DataError, StoreMismatchError
 from ..reinforcement.store import Store
-from ..reinforcement.targets import hard_target, record_target
+from ..reinforcement.targets import hard_target, record_target, stack_targets
 
-__all__ = ["StreamedReinforcedDataset", "STREAM_SHARD_ORDER", "slot_runs"]
+__all__ = ["StreamedReinforcedDataset", "slot_runs"]
 
 log = logging.getLogger(__name__)
-
-# counter-based stream of the per-epoch shard order and shuffle buffer (beside drkit.augment.rng's
-# STREAM_* ids, far from them so that a new id there cannot collide)
-STREAM_SHARD_ORDER = 100
 
 
 def slot_runs(lengths: np.ndarray, order: np.ndarray, slot: int, slots: int) -> list[tuple[int, int, int]]:
@@ -269,24 +265,19 @@ class StreamedReinforcedDataset(IterableDataset):
         computation of ``ReinforcedDataset.__getitem__`` (same choice of augmentation per (seed,
         epoch, row), same original-image branch for ``p < 1``)."""
         epoch = self.epoch
-        if self.p < 1 and float(rng_at(self.seed, STREAM_ORIGINAL, row, epoch).random()) >= self.p:
+        if replays_original(self.seed, row, epoch, self.p):
             view, target = self._hard(image, label)
             if self.views > 1:
                 view = view.expand(self.views, *view.shape).clone()
                 target = (tuple(t.expand(self.views, -1).clone() for t in target) if self.sparse
                           else target.expand(self.views, -1).clone())
             return view, target, label
-        rng = rng_at(self.seed, STREAM_REPLAY, row, epoch)
-        augs = (np.array([rng.integers(0, self.store.num_augs)]) if self.views == 1
-                else rng.choice(self.store.num_augs, size=self.views, replace=False))
+        augs = replayed_augmentations(self.seed, row, epoch, self.store.num_augs, self.views)
         if self.views == 1:
             a = int(augs[0])
             return self._replay(row, a, image), self._target(row, a), label
         views = torch.stack([self._replay(row, int(a), image) for a in augs])
-        targets = [self._target(row, int(a)) for a in augs]
-        if self.sparse:
-            return views, (torch.stack([t[0] for t in targets]), torch.stack([t[1] for t in targets])), label
-        return views, torch.stack(targets), label
+        return views, stack_targets([self._target(row, int(a)) for a in augs]), label
 
     def _partner_image(self, row: int) -> torch.Tensor:
         sample = int(self.sample_of_row[row])
