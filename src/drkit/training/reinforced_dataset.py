@@ -130,7 +130,7 @@ class ReinforcedDataset(Dataset):
 
     @property
     def epoch(self) -> int:
-        return int(self._epoch[0])
+        return int(self._epoch.item())  # .item(): ~0.1 us, indexing the tensor ~1 us (read per item)
 
     @epoch.setter
     def epoch(self, value: int) -> None:
