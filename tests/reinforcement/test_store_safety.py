@@ -356,6 +356,30 @@ def test_the_lock_is_taken_again_after_release(tmp_path):
     again.release()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_keep_a_dead_writers_lock(tmp_path):
+    """The writer's DataLoader workers are forked children: when the writer dies (simulated by closing
+    its descriptor without releasing), the store is free at once, though a child still runs."""
+    lock = WriterLock(tmp_path)
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says it runs (past the fork hooks), outlives the writer's descriptor, leaves
+        os.write(ready_w, b"1")
+        time.sleep(3)
+        os._exit(0)
+    os.read(ready_r, 1)
+    os.close(ready_r)
+    os.close(ready_w)
+    try:
+        os.close(lock._fd)  # the writer "dies": the kernel closes its descriptors, nothing is unlinked
+        lock._fd = None
+        again = WriterLock(tmp_path)  # refused while the child held a copy of the descriptor
+        again.release()
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
 def test_reinforce_refuses_a_store_another_process_writes(digits60, make_store, tmp_path):
     out = tmp_path / "out"
     make_store(digits60, tiny_teacher(1, 10), out)

@@ -246,10 +246,32 @@ class ShardInfo:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+_HELD_LOCKS: weakref.WeakSet[WriterLock] = weakref.WeakSet()
+
+
+def _drop_locks_in_child() -> None:
+    """After a fork: the child closes its copy of every held lock's descriptor. A ``flock`` belongs
+    to the open file, so DataLoader workers forked by the writer would otherwise keep the store
+    locked for a moment after the writer is killed, and an immediate rerun would be refused."""
+    for lock in list(_HELD_LOCKS):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
 class WriterLock:
     """The one-writer lock of a store directory: ``fcntl.flock`` on ``.drkit-writer.lock``, which
     holds the writer's PID and host. A second writer gets :class:`~drkit.errors.StoreLockedError`
-    at once (no waiting). The kernel drops the lock when its process dies, so a killed run never
+    at once (no waiting). The kernel drops the lock when its process dies — forked children (the
+    DataLoader's workers) do not keep it, see :func:`_drop_locks_in_child` — so a killed run never
     leaves a store locked; :meth:`release` removes the file.
     """
 
@@ -283,6 +305,7 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         self._fd = fd
+        _HELD_LOCKS.add(self)
 
     @staticmethod
     def _holder(fd: int) -> str:
@@ -301,10 +324,11 @@ class WriterLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        _HELD_LOCKS.discard(self)
         try:
             self.path.unlink(missing_ok=True)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # DataLoader workers forked meanwhile share the lock: drop it for all
+            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
 
