@@ -19,7 +19,7 @@ from conftest import tiny_teacher
 import drkit
 from drkit.cli.main import main
 from drkit.data import ArrayDataset, ImageFolderDataset
-from drkit.data.samples import MAX_KEY_BYTES, content_hash, key_table
+from drkit.data.samples import MAX_KEY_BYTES, content_hash, key_dtype, key_table, key_table_problem
 from drkit.errors import DataError, ManifestError, StoreCorruptError, StoreMismatchError
 from drkit.reinforcement.manifest import seal
 from drkit.reinforcement.matching import SampleMismatchError
@@ -321,6 +321,52 @@ def test_missing_truncated_or_retyped_key_tables(made):
     _write(root, seal(m))
     with pytest.raises(StoreCorruptError, match="not a key table"):
         Store.open(root).verify()
+
+
+def _raw_table(*keys: bytes) -> np.ndarray:
+    table = np.zeros(len(keys), dtype=key_dtype(8))
+    table["key"] = keys
+    return table
+
+
+@pytest.mark.parametrize("keys,problem", [
+    ((b"a/1.png", "é/ü".encode(), b"x" * 8), None),  # full-width and multi-byte keys are fine
+    ((b"a", b""), "an empty sample key (row 1)"),
+    ((b"a", b"b\0c"), "a NUL inside a sample key"),
+    ((b"a", b"\xa9x"), "not UTF-8 (row 1)"),  # starts on a continuation byte
+    ((b"ok", b"ab\xc3("), "not UTF-8 (row 1: invalid continuation byte)"),
+    ((b"abc\xe2\x82",), "not UTF-8 (row 0"),  # a character cut short at the field's end
+])
+def test_key_table_problem_finds_what_encode_key_never_writes(keys, problem):
+    got = key_table_problem(_raw_table(*keys))
+    assert got is None if problem is None else problem in got
+
+
+def test_a_damaged_key_inside_a_sealed_table_fails_verify(made):
+    root = made[1].root
+    table = np.load(root / "keys-00001.npy")
+    table["key"][2] = b"\xff" + table["key"][2][1:]  # not UTF-8; checksum and manifest resealed below
+    np.save(root / "keys-00001.npy", table, allow_pickle=False)
+    m = _manifest(root)
+    m["shards"][1]["keys_sha256"] = hashlib.sha256((root / "keys-00001.npy").read_bytes()).hexdigest()
+    _write(root, seal(m))
+    with pytest.raises(StoreCorruptError, match=r"keys-00001.npy: a sample key that is not UTF-8 \(row 2[:)]"):
+        Store.open(root).verify()
+
+
+def test_verify_reads_every_file_once(made, monkeypatch):
+    from drkit.reinforcement import store as store_mod
+
+    read: list[str] = []
+    real = store_mod.read_array
+    monkeypatch.setattr(store_mod, "read_array", lambda path, *a, **k: (read.append(path.name), real(path, *a, **k))[1])
+    monkeypatch.setattr(store_mod, "sha256_file", lambda path: read.append(f"hashed {path.name}") or "")
+    store = Store.open(made[1].root)
+    store.verify()
+    names = [n for s in store.shards for n in (s.file, s.keys_file)]
+    assert sorted(read) == sorted(names)  # each read (and hashed from that buffer) once, nothing hashed apart
+    store.sample_keys(), store.records(0), store.records(store.num_samples - 1)
+    assert len(read) == len(names)  # reads after verify() map the files it checked: not hashed again
 
 
 def test_a_resumed_store_keeps_complete_key_tables(made, folder, tmp_path, snapshot):

@@ -331,7 +331,9 @@ def test_a_second_writer_is_refused_and_removes_nothing(digits60, tmp_path):
         StoreSession(_plan(digits60, out))
     assert sorted(p.name for p in out.iterdir()) == before  # the loser touched nothing
     first.abort()
-    assert sorted(p.name for p in out.iterdir()) == ["keys-00000.npy", "manifest.json", "shard-00000.npy"]  # lock gone
+    # the lock gone; the shard kept, listed in the journal for a resume
+    assert sorted(p.name for p in out.iterdir()) == ["keys-00000.npy", "manifest.journal", "manifest.json",
+                                                     "shard-00000.npy"]
 
 
 def test_abort_removes_only_what_its_run_created(digits60, tmp_path):

@@ -1,5 +1,6 @@
 """The writing side of a run, shared by every engine: the lock, complete shards kept on resume,
-each new shard written atomically followed by the manifest, and the store marked complete.
+each new shard written atomically and recorded in the journal (:mod:`.journal`; folded into the
+manifest as it grows), and the store marked complete.
 
 A store begun by an older drkit (schema 1 or 2, no sample keys) is resumed as schema 3: the key
 tables of its complete shards are made from the dataset (one decode per sample, no teacher), so
@@ -7,6 +8,7 @@ the finished store is the one a fresh run writes, byte for byte."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,6 +17,8 @@ import numpy as np
 from .._version import __version__
 from ..data.samples import content_hashes, key_table
 from ..errors import StoreMismatchError
+from .journal import JOURNAL, ShardJournal, read_journal
+from .manifest import canonical_json, keys_file_name, settings_sha256, shard_file_name
 from .plan import RunPlan, settings_diff
 from .store import (
     FORMAT,
@@ -30,10 +34,15 @@ from .store import (
 
 log = logging.getLogger(__name__)
 
+_FOLD_MIN = 16  # journal entries before the first fold into the manifest
+
+
 class StoreSession:
     """The writing side of a run, shared by every engine: creates ``out``, keeps the complete
-    shards of an interrupted run, writes each new shard atomically (:class:`ShardWriter`, in any
-    order) followed by the manifest (shard list sorted), and marks the store complete at the end.
+    shards of an interrupted run (listed in its manifest or its journal), writes each new shard
+    atomically (:class:`ShardWriter`, in any order) and appends it to the journal, folds the
+    journal into the manifest (shard list sorted) whenever the journal is as long as the
+    manifest's list, and marks the store complete at the end.
 
     ``pending`` lists the ``(shard index, first sample, end sample)`` still to compute.
     """
@@ -59,17 +68,21 @@ class StoreSession:
                         "choose another --out, or delete it to start over")
             self.fresh = manifest is None  # then the manifest is this run's, and abort() may remove it
             self.writer.clean_temporaries()
+            # the checksum write_manifest seals entries with: the settings as they read back
+            checksum = settings_sha256(json.loads(canonical_json(plan.settings)))
             self.done: dict[int, dict[str, Any]] = {}
             if manifest is not None:
-                for s in manifest["shards"]:
-                    files = [(s["file"], s["bytes"])] + ([(s["keys_file"], s["keys_bytes"])] if "keys_file" in s else [])
-                    if all((root / f).is_file() and (root / f).stat().st_size == n for f, n in files):
+                ranges = {r[0]: r for r in shard_ranges(len(plan.dataset), plan.config.shard_size)}
+                for s in [*manifest["shards"], *read_journal(root, checksum)]:
+                    if self._on_disk(s, ranges):
                         self.done[s["index"]] = s
                 self._add_keys(plan)
             self.manifest = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "drkit_version": __version__,
                              "complete": False, "settings": plan.settings,
                              "shards": [self.done[k] for k in sorted(self.done)]}
-            write_manifest(root, self.manifest)
+            write_manifest(root, self.manifest)  # the journal folded in: start it anew
+            self.journal = ShardJournal(root, checksum)
+            self.journal.clear()
         except BaseException:
             self.writer.close()
             self._remove_created_dir()
@@ -81,6 +94,15 @@ class StoreSession:
         self.total = sum((b - a) * self.num_augs for _, a, b in self.pending)
         log.info("reinforcing %s: %d shards to do (%d already done), %d records", plan.dataset.name,
                  len(self.pending), len(self.done), self.total)
+
+    def _on_disk(self, s: dict[str, Any], ranges: dict[int, tuple[int, int, int]]) -> bool:
+        """Whether the shard entry ``s`` (from the manifest or the journal) is this run's shard
+        ``s["index"]`` and its files are on disk at the sizes it records."""
+        if ranges.get(s["index"]) != (s["index"], s["start"], s["stop"]) or s["file"] != shard_file_name(
+                s["index"]) or s.get("keys_file", keys_file_name(s["index"])) != keys_file_name(s["index"]):
+            return False
+        files = [(s["file"], s["bytes"])] + ([(s["keys_file"], s["keys_bytes"])] if "keys_file" in s else [])
+        return all((self.root / f).is_file() and (self.root / f).stat().st_size == n for f, n in files)
 
     def _add_keys(self, plan: RunPlan) -> None:
         """Key tables for the complete shards of a store begun without them (schema 1 or 2)."""
@@ -102,14 +124,21 @@ class StoreSession:
 
     def add(self, index: int, start: int, records: np.ndarray, keys: np.ndarray | None = None) -> None:
         """Write one computed shard and its key table (made from the dataset when ``keys`` is None:
-        the engines hand over the one their workers made while decoding), then the manifest."""
+        the engines hand over the one their workers made while decoding), then its journal entry."""
         if index in self.done:  # a shard computed twice (a retried task) is written once
             return
         if keys is None:
             keys = self._key_table(self.plan, start, start + len(records))
         self.done[index] = self.writer.write(index, start, records, keys).to_dict()
+        self.journal.append(self.done[index])
+        if self.journal.lines >= max(_FOLD_MIN, len(self.manifest["shards"])):
+            self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        """The manifest with every shard done, then the journal (now folded in) removed."""
         self.manifest["shards"] = [self.done[k] for k in sorted(self.done)]
         write_manifest(self.root, self.manifest)
+        self.journal.clear()
 
     def _remove_created_dir(self) -> None:
         if self.created:
@@ -124,8 +153,12 @@ class StoreSession:
         nothing else."""
         try:
             self.writer.clean_temporaries()
+            journal = getattr(self, "journal", None)  # kept (with the shards it lists) for a resume
+            if journal is not None:
+                journal.close()
             if self.fresh and not self.done:
                 (self.root / MANIFEST).unlink(missing_ok=True)
+                (self.root / JOURNAL).unlink(missing_ok=True)
         finally:
             self.writer.close()
             if self.fresh and not self.done:
@@ -135,7 +168,7 @@ class StoreSession:
         """Mark the store complete, release the lock and open it, with ``run_stats`` of this call."""
         try:
             self.manifest["complete"] = True
-            write_manifest(self.root, self.manifest)
+            self._write_manifest()
         finally:
             self.writer.close()
         store = Store.open(self.root)

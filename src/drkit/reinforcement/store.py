@@ -33,7 +33,6 @@ and lie inside it, and every failure is a :class:`~drkit.errors.StoreError`.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ import numpy as np
 
 from ..augment.policies import Policy, PolicyConfig
 from ..data import ImageDataset, dataset_fingerprint
-from ..data.samples import is_key_dtype
+from ..data.samples import is_key_dtype, key_table_problem
 from ..errors import (
     ManifestError,
     StoreCorruptError,
@@ -67,6 +66,7 @@ from .manifest import (
     verify_checksums,
 )
 from .matching import SampleMatch, match_samples
+from .npyfile import map_array, read_array, sha256_file
 from .targets import class_id_dtype
 
 try:
@@ -121,25 +121,6 @@ def dtype_from_json(spec: list[list[Any]]) -> np.dtype:
 def shard_ranges(num_samples: int, shard_size: int) -> list[tuple[int, int, int]]:
     """``(shard index, first sample, end sample)`` for every shard."""
     return [(s, a, min(a + shard_size, num_samples)) for s, a in enumerate(range(0, num_samples, shard_size))]
-
-
-def _npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """``(shape, fortran_order, dtype)`` from a ``.npy`` file's header, nothing else read (format 1.0 or 2.0)."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version not in ((1, 0), (2, 0)):
-            raise ValueError(f".npy format version {version} (drkit writes 1.0)")
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        return read_header(f)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -376,7 +357,7 @@ class ShardWriter:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-            size, digest = tmp.stat().st_size, _sha256_file(tmp)
+            size, digest = tmp.stat().st_size, sha256_file(tmp)
             os.replace(tmp, self.root / name)
         finally:
             tmp.unlink(missing_ok=True)
@@ -410,6 +391,8 @@ class Store:
         self.shards = [ShardInfo(**s) for s in manifest["shards"]]
         self._maps: dict[int, np.ndarray] = {}
         self._key_maps: dict[int, np.ndarray] = {}
+        self._verified: set[int] = set()  # shards (and key tables) verify() read and checked whole
+        self._verified_keys: set[int] = set()
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted keys, their rows (rows_for)
         self._match: tuple[weakref.ref[Any], str, SampleMatch] | None = None  # the last match_dataset's
         self.run_stats: dict[str, Any] | None = None  # set by the engine that just wrote the store
@@ -547,26 +530,11 @@ class Store:
             return arr
         info = self.shards[s]
         path = self.root / info.file
-        if self.verify_checksums and _sha256_file(path) != info.sha256:
+        if self.verify_checksums and s not in self._verified and sha256_file(path) != info.sha256:
             raise StoreCorruptError(
                 f"{path} fails its checksum (bit flip or modified file); re-create the store or restore the shard"
             )
-        shape = (info.stop - info.start, self.num_augs)
-        try:  # the header first: nothing is mapped for a shard of another dtype or shape
-            head_shape, fortran, dtype = _npy_header(path)
-            if dtype != self.record_dtype or tuple(head_shape) != shape or fortran:
-                raise StoreCorruptError(
-                    f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not what the manifest says")
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except StoreCorruptError:
-            raise
-        except (OSError, ValueError, TypeError, SyntaxError) as e:
-            raise StoreCorruptError(f"cannot read shard {path}: {e}") from e
-        if arr.dtype != self.record_dtype or arr.shape != shape:
-            raise StoreCorruptError(f"{path} has dtype/shape {arr.dtype}/{arr.shape}, not what the manifest says")
-        # a plain ndarray over the same mapping: numpy's memmap subclass runs Python code on every
-        # index (half of a warm record read at 1.28 M samples, benchmarks/scale.py)
-        arr = arr.view(np.ndarray)
+        arr = map_array(path, self.record_dtype, (info.stop - info.start, self.num_augs))
         self._maps[s] = arr
         return arr
 
@@ -576,25 +544,20 @@ class Store:
         if arr is not None:
             return arr
         info = self.shards[s]
-        if not info.keys_file:
-            raise StoreError(f"{self.root} has no sample keys (schema {self.manifest['schema_version']}): it "
-                             "replays by position only, on the dataset it was made from")
-        path = self.root / info.keys_file
-        if self.verify_checksums and _sha256_file(path) != info.keys_sha256:
+        path = self._key_path(s)
+        if self.verify_checksums and s not in self._verified_keys and sha256_file(path) != info.keys_sha256:
             raise StoreCorruptError(f"{path} fails its checksum (bit flip or modified file); re-create the store "
                                     "or restore the file")
-        try:
-            head_shape, fortran, dtype = _npy_header(path)
-            if not is_key_dtype(dtype) or tuple(head_shape) != (info.stop - info.start,) or fortran:
-                raise StoreCorruptError(f"{path} has dtype/shape {dtype}/{tuple(head_shape)}, not a key table of "
-                                        f"{info.stop - info.start} samples")
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except StoreCorruptError:
-            raise
-        except (OSError, ValueError, TypeError, SyntaxError) as e:
-            raise StoreCorruptError(f"cannot read key table {path}: {e}") from e
+        arr = map_array(path, is_key_dtype, (info.stop - info.start,),
+                        what=f"a key table of {info.stop - info.start} samples")
         self._key_maps[s] = arr
         return arr
+
+    def _key_path(self, s: int) -> Path:
+        if not self.shards[s].keys_file:
+            raise StoreError(f"{self.root} has no sample keys (schema {self.manifest['schema_version']}): it "
+                             "replays by position only, on the dataset it was made from")
+        return self.root / self.shards[s].keys_file
 
     def _key_column(self, field: str) -> np.ndarray:
         return np.concatenate([np.asarray(self._key_table(s)[field]) for s in range(len(self.shards))])
@@ -681,27 +644,37 @@ class Store:
         unless ``only_matching``."""
         self._maps.clear()
         self._key_maps.clear()
+        self._verified.clear()
+        self._verified_keys.clear()
         self._lookup = None
         self._match = None
         self.verify_checksums = True
+        # every file is read once (read_array: hashed from the buffer its array is viewed on) and
+        # then marked verified, so the reads after verify() map it without hashing it again
         for s in range(len(self.shards)):
             if self.shards[s].keys_file:
-                self._check_keys(s)
+                table = self._check_keys(s)
+                if dataset is not None:  # matching reads every key table next: keep them, verified
+                    self._key_maps[s] = table
         match = None
         if dataset is not None:
             match = self.match_dataset(dataset)
             match.require(only_matching=only_matching)
         worst_sum = 0.0
         for s in range(len(self.shards)):
-            arr = self._shard(s)
+            info = self.shards[s]
+            arr = read_array(self.root / info.file, self.record_dtype, (info.stop - info.start, self.num_augs),
+                             info.sha256)
             self._check_params(s, arr, dataset, match)
-            probs = np.asarray(arr["probs"], dtype=np.float32)
-            if not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1.001:
-                raise StoreCorruptError(f"{self.shards[s].file}: probabilities outside [0, 1] or not finite")
-            sums = probs.sum(-1)
-            worst_sum = max(worst_sum, float(sums.max()))
-            if "classes" in arr.dtype.names and int(np.asarray(arr["classes"]).max()) >= self.num_classes:
-                raise StoreCorruptError(f"{self.shards[s].file}: class id >= {self.num_classes}")
+            probs = arr["probs"]
+            # float16 reductions in float32 without a float32 copy of the whole shard
+            lo, hi = float(probs.min()), float(probs.max())
+            if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1.001:
+                raise StoreCorruptError(f"{info.file}: probabilities outside [0, 1] or not finite")
+            worst_sum = max(worst_sum, float(probs.sum(-1, dtype=np.float32).max()))
+            if "classes" in arr.dtype.names and int(arr["classes"].max()) >= self.num_classes:
+                raise StoreCorruptError(f"{info.file}: class id >= {self.num_classes}")
+            self._verified.add(s)
         if worst_sum > 1.0 + 2e-3 * max(self.topk, 1):
             raise StoreCorruptError(f"stored probabilities sum to {worst_sum:.4f} > 1")
         out = {"shards": len(self.shards), "records": self.num_samples * self.num_augs,
@@ -711,19 +684,20 @@ class Store:
             out["match"] = match.report()
         return out
 
-    def _check_keys(self, s: int) -> None:
-        """Shard ``s``'s keys are UTF-8 text without NUL (what :func:`drkit.data.samples.encode_key` wrote)."""
-        table = self._key_table(s)
-        try:
-            np.char.decode(np.asarray(table["key"]), "utf-8")
-        except UnicodeDecodeError as e:
-            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: a sample key is not UTF-8 ({e}); "
-                                    "re-create the store or restore the file") from None
-        if (np.char.str_len(np.asarray(table["key"])) == 0).any():
-            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: an empty sample key; re-create the "
-                                    "store or restore the file")
-        if int(np.asarray(table["label"]).max(initial=0)) >= self.num_classes:
-            raise StoreCorruptError(f"{self.root / self.shards[s].keys_file}: a label >= {self.num_classes}")
+    def _check_keys(self, s: int) -> np.ndarray:
+        """Shard ``s``'s key table, read once and checked: its checksum, layout, keys (UTF-8 text
+        without NUL, what :func:`drkit.data.samples.encode_key` wrote) and labels."""
+        info = self.shards[s]
+        path = self._key_path(s)
+        table = read_array(path, is_key_dtype, (info.stop - info.start,), info.keys_sha256,
+                           what=f"a key table of {info.stop - info.start} samples")
+        problem = key_table_problem(table)
+        if problem is not None:
+            raise StoreCorruptError(f"{path}: {problem}; re-create the store or restore the file")
+        if int(table["label"].max(initial=0)) >= self.num_classes:
+            raise StoreCorruptError(f"{path}: a label >= {self.num_classes}")
+        self._verified_keys.add(s)
+        return table
 
     def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None,
                       match: SampleMatch | None = None) -> None:
