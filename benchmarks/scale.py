@@ -433,6 +433,28 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
+def _private_by_mapping(pid: int, store: Path) -> dict[str, int]:
+    """A process's private pages (``Private_Clean`` + ``Private_Dirty``, ``/proc/PID/smaps``) by what
+    they map: the store's shard and key files, other files (libraries), the heap, other anonymous
+    memory (large numpy arrays are anonymous mappings of their own). Where USS grows, this says
+    whether the process allocated (``heap``/``anon`` with RssAnon growing) or pages it shared at fork
+    became its own (``anon``/``heap`` growing in USS while RssAnon stays flat: copy-on-write, the
+    parent or the child wrote to a page they shared)."""
+    root = str(store.resolve())
+    out = {"store": 0, "files": 0, "heap": 0, "anon": 0}
+    kind = "anon"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(None, 5)
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:  # a mapping's header line
+                name = head[5].strip() if len(head) > 5 else ""
+                kind = ("store" if name.startswith(root) else "heap" if name == "[heap]"
+                        else "files" if name.startswith("/") else "anon")
+            elif head[0] in ("Private_Clean:", "Private_Dirty:"):
+                out[kind] += int(head[1]) * 1024
+    return out
+
+
 def worker_rss(data: Path, store: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One shuffled epoch with 2 workers, their memory sampled ~``args.rss_samples`` times."""
     dataset = load_dataset(f"npz:{data}")
@@ -447,7 +469,9 @@ def worker_rss(data: Path, store: Path, args: argparse.Namespace) -> dict[str, A
     for b, _batch in enumerate(it):
         if b % every == 0 or b == len(loader) - 1:
             samples.append({"batch": b, "items": min((b + 1) * args.rss_batch, len(rds)),
-                            "workers": [_status(p) for p in pids]})
+                            "workers": [_status(p) for p in pids],
+                            "private": [_private_by_mapping(p, store) for p in pids],
+                            "parent": _status(os.getpid())})
     seconds = time.perf_counter() - t0
     del it
     first, last = samples[0]["workers"], samples[-1]["workers"]
@@ -458,7 +482,11 @@ def worker_rss(data: Path, store: Path, args: argparse.Namespace) -> dict[str, A
     def peak(key: str) -> list[int]:
         return [max(s["workers"][w][key] for s in samples) - first[w][key] for w in range(len(pids))]
 
+    private = {k: [b[k] - a[k] for a, b in zip(samples[0]["private"], samples[-1]["private"], strict=True)]
+               for k in samples[0]["private"][0]}
+    parent = {k: samples[-1]["parent"][k] - samples[0]["parent"][k] for k in ("RssAnon", "USS")}
     return {"workers": len(pids), "batches": len(loader), "batch_size": args.rss_batch, "epoch_s": seconds,
+            "private_growth_by_mapping": private, "parent_growth": parent,
             "items_per_s": len(rds) / seconds, "store_bytes": sum(f.stat().st_size for f in store_files(store)),
             "start": first, "end": last, "growth": {k: growth(k) for k in ("RssAnon", "RssFile", "RssShmem", "USS")},
             "peak_growth": {k: peak(k) for k in ("RssAnon", "RssFile", "USS")}, "samples": samples,
