@@ -19,6 +19,13 @@ during the run (sampled with psutil): the Ray workers, the driver, Ray's own dae
 dashboard/agents, idle workers) and **everything else on the machine** — on a shared machine the
 last column says how much of the 2 cores other people's jobs took.
 
+The machine's own ceiling (``--ceiling``, on by default): ``plain N`` runs N plain processes (no
+Ray, spawned and booted before the clock starts, then released together) that each compute every
+N-th shard with the same :class:`~drkit.reinforcement.ShardComputer` a Ray worker uses (1 thread, no
+DataLoader workers, nothing written). ``plain 2 / plain 1`` is the most any engine could scale this
+compute on this machine (two vCPUs of a shared host are not two whole cores); Ray's steady scaling
+divided by it is what Ray itself loses.
+
 ``records/s`` is what ``store.run_stats`` reports: all records over the whole call, so for Ray it
 includes starting the workers (a new process each, importing torch and loading the teacher;
 ``start s`` is when the last one was ready). ``steady`` is the rate after that: the records
@@ -39,6 +46,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import multiprocessing
 import os
 import statistics
 import sys
@@ -158,6 +166,45 @@ def one_run(name: str, dataset: ImageDataset, members: list[nn.Module], config: 
             "profile": profile, "digest": store_digest(store.root)}
 
 
+def _plain_worker(rank: int, n: int, samples: int, members: int, config: ReinforceConfig, barrier: Any,
+                  results: Any) -> None:
+    """One ``plain N`` process: set up like a Ray worker (1 thread), wait for the others, compute
+    every N-th shard, report the wall-clock interval of the computation and the records made."""
+    from drkit.reinforcement.compute import ShardComputer
+    from drkit.reinforcement.plan import plan_run
+    from drkit.reinforcement.store import shard_ranges
+
+    torch.set_num_threads(1)
+    dataset = load_data(samples)
+    with tempfile.TemporaryDirectory(prefix="drkit-plain-") as tmp:  # plan_run writes nothing there
+        plan = plan_run(dataset, make_members(members, dataset), Path(tmp) / "s", config, device=torch.device("cpu"))
+    computer = ShardComputer(plan.dataset, plan.policy, plan.teacher, plan.dtype, config, torch.device("cpu"))
+    mine = shard_ranges(len(dataset), config.shard_size)[rank::n]
+    list(computer.run(mine[:1]))  # warm: the first forward's one-off costs are a worker's boot, not compute
+    barrier.wait()
+    t0, c0 = time.time(), time.process_time()
+    records = sum(r.size for _, _, r, _ in computer.run(mine))
+    results.put({"rank": rank, "t0": t0, "t1": time.time(), "cpu_s": time.process_time() - c0, "records": records})
+
+
+def plain_run(n: int, args: argparse.Namespace, config: ReinforceConfig) -> dict[str, Any]:
+    """``plain N``: N processes computing the shards between them, the clock from their common start."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_plain_worker, args=(r, n, args.samples, args.members, config, barrier, results))
+             for r in range(n)]
+    load = os.getloadavg()[0]
+    for p in procs:
+        p.start()
+    rows = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    seconds = max(r["t1"] for r in rows) - min(r["t0"] for r in rows)
+    records = sum(r["records"] for r in rows)
+    return {"run": f"plain {n}", "records": records, "seconds": seconds, "records_per_s": records / seconds,
+            "loadavg_1_before": load, "processes": sorted(rows, key=lambda r: r["rank"])}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -173,6 +220,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="teacher device of the local runs")
     p.add_argument("--no-local", action="store_true", help="skip the local-engine reference runs")
     p.add_argument("--idle-seconds", type=float, default=10.0, help="measure an idle Ray instance's CPU this long")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the plain-process ceiling runs")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this path")
     return p.parse_args(argv)
 
@@ -187,6 +235,9 @@ def markdown(summary: list[dict[str, Any]], scaling: dict[str, float] | None) ->
     if scaling:
         out.append(f"\nscaling ray {scaling['to']} / ray {scaling['from']}: {scaling['records_per_s']:.2f}x "
                    f"(records/s), {scaling['steady']:.2f}x (steady)")
+        if "ceiling" in scaling:
+            out.append(f"machine ceiling plain {scaling['to']} / plain {scaling['from']}: {scaling['ceiling']:.2f}x; "
+                       f"Ray's steady scaling is {scaling['steady_of_ceiling']:.0%} of it")
     return "\n".join(out)
 
 
@@ -243,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     ray_idle = {k: v / args.idle_seconds for k, v in idle.split(set()).items()}
     print(f"idle Ray instance, CPU-seconds per second: {ray_idle}", file=sys.stderr)
     load_before = os.getloadavg()
-    runs = []
+    runs: list[dict[str, Any]] = []
+    plain: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="drkit-ray-scaling-") as tmp:
         small = dataset.subset(np.arange(min(256, len(dataset))))  # type: ignore[attr-defined]
         one_run("warm-up", small, members, pinned, Path(tmp), threads=1, ray_options=None)
@@ -255,6 +307,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"round {rnd} {name}: {r['records_per_s']:.0f} records/s, start {r['start_s']:.1f} s, "
                       f"steady {r['steady_records_per_s']:.0f}, load {r['loadavg_1_before']:.2f}, "
                       f"CPU s {', '.join(f'{k} {v:.1f}' for k, v in r['cpu_s'].items())}", file=sys.stderr)
+            for n in [] if args.no_ceiling else args.workers:
+                r = {**plain_run(n, args, pinned), "round": rnd}
+                plain.append(r)
+                print(f"round {rnd} plain {n}: {r['records_per_s']:.0f} records/s, per-process CPU s "
+                      f"{[round(p['cpu_s'], 1) for p in r['processes']]}, load {r['loadavg_1_before']:.2f}",
+                      file=sys.stderr)
     ray.shutdown()
 
     reference = runs[0]["digest"]
@@ -276,11 +334,16 @@ def main(argv: list[str] | None = None) -> None:
         scaling = {"from": args.workers[0], "to": args.workers[-1],
                    "records_per_s": by[hi]["median_records_per_s"] / by[lo]["median_records_per_s"],
                    "steady": by[hi]["median_steady_records_per_s"] / by[lo]["median_steady_records_per_s"]}
+        if plain:
+            rate = {n: statistics.median(r["records_per_s"] for r in plain if r["run"] == f"plain {n}")
+                    for n in (args.workers[0], args.workers[-1])}
+            scaling["ceiling"] = rate[args.workers[-1]] / rate[args.workers[0]]
+            scaling["steady_of_ceiling"] = scaling["steady"] / scaling["ceiling"]
     result = record("ray_scaling", vars(args), args.json,
                     environment=environment(ray=ray.__version__, loadavg_1_5_15_before=load_before),
                     dataset={"name": dataset.name, "samples": len(dataset),
                              "image_shape": list(dataset.image_shape)},
-                    summary=summary, scaling=scaling, idle_ray_cpu_per_s=ray_idle, runs=runs)
+                    summary=summary, scaling=scaling, idle_ray_cpu_per_s=ray_idle, runs=runs, plain=plain)
     print(f"{dataset.name}, {len(dataset)} samples x {args.num_augs} augs, policy randaugment, teacher "
           f"{args.members} x SmallCNN-32, Ray {ray.__version__} with {args.cpus} CPUs, load average "
           f"{load_before[0]:.2f} -> {result['environment']['loadavg_1_5_15_at_end'][0]:.2f}\n")
