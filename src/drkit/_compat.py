@@ -53,6 +53,8 @@ MOVED_NAMES: dict[tuple[str, str], str] = {
     ("drkit.evaluate", "image_batches"): "drkit.inference",
     ("drkit.evaluate", "predict_batches"): "drkit.inference",
     ("drkit.synth.generators", "load_generator"): "drkit.synth.registry",
+    **{("drkit.store", name): "drkit.reinforcement.writer"
+       for name in ("LOCK_FILE", "WriterLock", "ShardWriter", "write_manifest")},
 }
 
 

@@ -17,13 +17,13 @@ from drkit.reinforcement.manifest import seal
 from drkit.reinforcement.store import (
     MANIFEST,
     SCHEMA_VERSION,
-    ShardWriter,
     dtype_from_json,
     dtype_to_json,
     read_manifest,
     record_dtype,
     shard_ranges,
 )
+from drkit.reinforcement.writer import ShardWriter
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 

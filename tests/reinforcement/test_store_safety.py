@@ -29,7 +29,8 @@ from drkit.reinforcement.config import ReinforceConfig
 from drkit.reinforcement.manifest import SCHEMA_VERSION, seal
 from drkit.reinforcement.plan import plan_run
 from drkit.reinforcement.session import StoreSession
-from drkit.reinforcement.store import LOCK_FILE, MANIFEST, WriterLock
+from drkit.reinforcement.store import MANIFEST
+from drkit.reinforcement.writer import LOCK_FILE, WriterLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -387,7 +388,7 @@ def test_reinforce_refuses_a_store_another_process_writes(digits60, make_store, 
     make_store(digits60, tiny_teacher(1, 10), out)
     _edit(out, lambda m: m.update(complete=False, shards=m["shards"][:2]))  # an interrupted run, being resumed
     before = sorted(p.name for p in out.iterdir())
-    code = ("import sys, time; from drkit.store import WriterLock; WriterLock(sys.argv[1]); "
+    code = ("import sys, time; from drkit.reinforcement.writer import WriterLock; WriterLock(sys.argv[1]); "
             "print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     try:

@@ -3,7 +3,7 @@ sample ``num_augs`` times, run the teacher ensemble once per view, keep the para
 sparsified output (Faghri et al., ICCV 2023, §3).
 
 Data flow: ``dataset -> policy.sample/apply (DataLoader workers) -> teacher (fixed-size chunks)
--> topk_sparsify -> ShardWriter``.
+-> topk_sparsify -> ShardWriter`` (:mod:`drkit.reinforcement.writer`).
 
 Why the store is byte-identical whatever the batch size, worker count or interruptions:
 

@@ -20,17 +20,8 @@ from ..errors import StoreMismatchError
 from .journal import JOURNAL, ShardJournal, read_journal
 from .manifest import canonical_json, keys_file_name, settings_sha256, shard_file_name
 from .plan import RunPlan, settings_diff
-from .store import (
-    FORMAT,
-    MANIFEST,
-    SCHEMA_VERSION,
-    ShardInfo,
-    ShardWriter,
-    Store,
-    read_manifest,
-    shard_ranges,
-    write_manifest,
-)
+from .store import FORMAT, MANIFEST, SCHEMA_VERSION, ShardInfo, Store, read_manifest, shard_ranges
+from .writer import ShardWriter, write_manifest
 
 log = logging.getLogger(__name__)
 

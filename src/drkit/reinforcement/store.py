@@ -21,8 +21,10 @@ its decoded pixels and its label, so the store can be matched to another copy of
 key (:mod:`drkit.reinforcement.matching`). Opening a store reads no key table; the key -> row
 lookup (:meth:`Store.rows_for`) is built the first time it is asked for.
 
-Shards are written to a temporary name and renamed when complete (``ShardWriter``); the manifest
-is rewritten atomically after each shard and marked ``complete`` at the end. The manifest holds
+Shards are written to a temporary name and renamed when complete
+(:class:`~drkit.reinforcement.writer.ShardWriter`); each is recorded in ``manifest.journal``, which is
+folded into the manifest as it grows (:mod:`drkit.reinforcement.journal`), and the manifest is
+marked ``complete`` at the end (a complete store has no journal). The manifest holds
 nothing that varies between runs (no timestamps), so a store is byte-identical however it was made.
 
 A store may come from a stranger: the manifest is validated against its schema
@@ -32,11 +34,9 @@ and lie inside it, and every failure is a :class:`~drkit.errors.StoreError`.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
-import socket
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,16 +52,12 @@ from ..errors import (
     ManifestError,
     StoreCorruptError,
     StoreError,
-    StoreLockedError,
     StoreMismatchError,
 )
 from .manifest import (
     FORMAT,
     READABLE_VERSIONS,
     SCHEMA_VERSION,
-    keys_file_name,
-    seal,
-    shard_file_name,
     validate_manifest,
     verify_checksums,
 )
@@ -69,18 +65,11 @@ from .matching import SampleMatch, match_samples
 from .npyfile import map_array, read_array, sha256_file
 from .targets import class_id_dtype
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: stores are written without a lock (logged)
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["SCHEMA_VERSION", "MANIFEST", "LOCK_FILE", "Store", "ShardWriter", "ShardInfo", "WriterLock",
-           "record_dtype", "read_manifest", "write_manifest", "shard_ranges"]
+__all__ = ["SCHEMA_VERSION", "MANIFEST", "Store", "ShardInfo", "record_dtype", "read_manifest", "shard_ranges"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-LOCK_FILE = ".drkit-writer.lock"
 MAX_MANIFEST_BYTES = 256 << 20  # 2**20 shard entries of ~250 bytes
 _NPY_HEADER_MAX = 1 << 16  # bytes of a shard's .npy header, at most
 _ALLOWED_KINDS = set("uif")  # record fields are plain unsigned/signed ints and floats
@@ -121,21 +110,6 @@ def dtype_from_json(spec: list[list[Any]]) -> np.dtype:
 def shard_ranges(num_samples: int, shard_size: int) -> list[tuple[int, int, int]]:
     """``(shard index, first sample, end sample)`` for every shard."""
     return [(s, a, min(a + shard_size, num_samples)) for s, a in enumerate(range(0, num_samples, shard_size))]
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` atomically, with its checksums filled in (:func:`drkit.reinforcement.manifest.seal`)."""
-    text = json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n"
-    _atomic_write_bytes(root / MANIFEST, text.encode())
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -225,147 +199,6 @@ class ShardInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-_HELD_LOCKS: weakref.WeakSet[WriterLock] = weakref.WeakSet()
-
-
-def _drop_locks_in_child() -> None:
-    """After a fork: the child closes its copy of every held lock's descriptor. A ``flock`` belongs
-    to the open file, so DataLoader workers forked by the writer would otherwise keep the store
-    locked for a moment after the writer is killed, and an immediate rerun would be refused."""
-    for lock in list(_HELD_LOCKS):
-        fd, lock._fd = lock._fd, None
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    _HELD_LOCKS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_locks_in_child)
-
-
-class WriterLock:
-    """The one-writer lock of a store directory: ``fcntl.flock`` on ``.drkit-writer.lock``, which
-    holds the writer's PID and host. A second writer gets :class:`~drkit.errors.StoreLockedError`
-    at once (no waiting). The kernel drops the lock when its process dies — forked children (the
-    DataLoader's workers) do not keep it, see :func:`_drop_locks_in_child` — so a killed run never
-    leaves a store locked; :meth:`release` removes the file.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.path = self.root / LOCK_FILE
-        self._fd: int | None = None
-        if fcntl is None:
-            log.warning("%s: no file locking on this platform; make sure one run writes it at a time", self.root)
-            return
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                holder = self._holder(fd)
-                os.close(fd)
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise StoreError(f"cannot lock {self.path}: {e}") from e
-                raise StoreLockedError(
-                    f"{self.root} is in use by {holder}: another run is writing this store. Wait for it to "
-                    "finish (then rerun to resume or reuse it), or choose another --out"
-                ) from None
-            try:  # a releasing writer may have removed the file between our open and our lock
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        self._fd = fd
-        _HELD_LOCKS.add(self)
-
-    @staticmethod
-    def _holder(fd: int) -> str:
-        try:
-            pid, _, host = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
-        except OSError:
-            pid, host = "", ""
-        return f"PID {pid} on {host or 'this host'}" if pid else "another process (PID not written yet)"
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
-    def release(self) -> None:
-        """Remove the lock file and unlock (idempotent)."""
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
-        _HELD_LOCKS.discard(self)
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-class ShardWriter:
-    """Writes one shard atomically (temporary name, fsync, rename) and returns its entry.
-
-    Shared by every engine: whoever computes a shard's records, this is what puts them on disk.
-    With ``lock=True`` it first takes the store's :class:`WriterLock` (released by :meth:`close`).
-    """
-
-    def __init__(self, root: str | os.PathLike[str], *, lock: bool = False) -> None:
-        self.root = Path(root)
-        self.lock = WriterLock(self.root) if lock else None
-
-    def close(self) -> None:
-        """Release the writer lock, if this writer holds one."""
-        if self.lock is not None:
-            self.lock.release()
-
-    file_name = staticmethod(shard_file_name)
-    keys_file_name = staticmethod(keys_file_name)
-
-    def write(self, index: int, start: int, records: np.ndarray, keys: np.ndarray | None = None) -> ShardInfo:
-        """Write shard ``index`` (and its key table ``keys``, one row per sample, when given) and
-        return its entry. The key table is renamed into place first: a shard file never lies in the
-        store without its keys (a run killed between the two renames recomputes the shard)."""
-        extra: dict[str, Any] = {}
-        if keys is not None:
-            if len(keys) != len(records) or not is_key_dtype(keys.dtype):
-                raise StoreError(f"shard {index}: a key table of {len(keys)} rows of {keys.dtype} for "
-                                 f"{len(records)} samples")
-            name = keys_file_name(index)
-            size, digest = self.save(name, keys)
-            extra = {"keys_file": name, "keys_bytes": size, "keys_sha256": digest}
-        name = self.file_name(index)
-        size, digest = self.save(name, records)
-        return ShardInfo(index, start, start + len(records), name, size, digest, **extra)
-
-    def save(self, name: str, array: np.ndarray) -> tuple[int, str]:
-        """Write ``array`` as ``name`` in the store atomically (temporary name, fsync, rename);
-        returns its size and sha256."""
-        tmp = self.root / (name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            size, digest = tmp.stat().st_size, sha256_file(tmp)
-            os.replace(tmp, self.root / name)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return size, digest
-
-    def clean_temporaries(self) -> None:
-        for p in self.root.glob("*.tmp"):
-            p.unlink()
 
 
 class Store:
@@ -660,12 +493,12 @@ class Store:
         if dataset is not None:
             match = self.match_dataset(dataset)
             match.require(only_matching=only_matching)
-        worst_sum = 0.0
+        worst_sum, policy = 0.0, self.policy()  # built once: ~40 us a shard, felt at 1 augmentation a sample
         for s in range(len(self.shards)):
             info = self.shards[s]
             arr = read_array(self.root / info.file, self.record_dtype, (info.stop - info.start, self.num_augs),
                              info.sha256)
-            self._check_params(s, arr, dataset, match)
+            self._check_params(s, arr, dataset, match, policy)
             probs = arr["probs"]
             # float16 reductions in float32 without a float32 copy of the whole shard
             lo, hi = float(probs.min()), float(probs.max())
@@ -700,13 +533,13 @@ class Store:
         return table
 
     def _check_params(self, s: int, arr: np.ndarray, dataset: ImageDataset | None,
-                      match: SampleMatch | None = None) -> None:
+                      match: SampleMatch | None = None, policy: Policy | None = None) -> None:
         """The records say which samples they are: their parameters are the policy's pure function
         of (seed, sample, augmentation). Checked for the first and last sample of shard ``s`` (all
         fields with the dataset, else the mixing fields, which do not depend on each image's size),
         so a shard holding other samples, or settings edited in a store without their checksum,
         fail."""
-        policy, info = self.policy(), self.shards[s]
+        policy, info = policy or self.policy(), self.shards[s]
         mixing = policy.param_dtype.names[len(policy._base_names):]
         for i in sorted({info.start, info.stop - 1}):
             # the image of store row i: by position, or the sample of the other copy that matched it
