@@ -8,10 +8,14 @@ Modules, in the order data flows (``drkit reinforce``; Faghri et al., ICCV 2023,
 - :mod:`~drkit.reinforcement.compute`: augmented views in DataLoader workers, the teacher on fixed chunks;
 - :mod:`~drkit.reinforcement.targets`: top-k sparsification (and densifying back);
 - :mod:`~drkit.reinforcement.manifest` and :mod:`~drkit.reinforcement.store`: the store on disk (typed
-  shards + a validated JSON manifest; never code);
-- :mod:`~drkit.reinforcement.session`: the writing side shared by both engines (lock, resume, atomic shards);
+  shards + a validated JSON manifest; never code), its ``.npy`` files read as data
+  (:mod:`~drkit.reinforcement.npyfile`);
+- :mod:`~drkit.reinforcement.writer` (lock, atomic files), :mod:`~drkit.reinforcement.journal` (one
+  line per shard written) and :mod:`~drkit.reinforcement.session`: the writing side shared by both
+  engines (resume, atomic shards);
 - :mod:`~drkit.reinforcement.engine` (:func:`reinforce`, the local engine) and
-  :mod:`~drkit.reinforcement.ray_engine` (the same store from Ray workers).
+  :mod:`~drkit.reinforcement.ray_engine` (the same store from Ray workers, each a
+  :mod:`~drkit.reinforcement.ray_worker`).
 
 """
 
