@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..augment.policies import Policy
 from ..data import ImageDataset
 from ..data.samples import content_hash, key_table
+from ..data.workers import InheritedObjects
 from ..errors import TeacherError
 from .config import ReinforceConfig
 from .targets import topk_sparsify
@@ -38,6 +39,7 @@ class AugmentedRecords(Dataset):
         self.dataset, self.policy, self.seed, self.num_augs = dataset, policy, seed, num_augs
         self.starts = [a for a, _ in ranges]
         self.offsets = np.cumsum([0] + [(b - a) * num_augs for a, b in ranges])
+        self._inherited = InheritedObjects()  # a forked worker freezes what it inherited (drkit.data.workers)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -48,6 +50,7 @@ class AugmentedRecords(Dataset):
         return self.starts[part] + i, j
 
     def __getitem__(self, r: int) -> tuple[torch.Tensor, np.ndarray, tuple[int, int] | None]:
+        self._inherited.check()
         i, j = self.locate(r)
         n = len(self.dataset)
         image = self.dataset.image(i)

@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 from ..augment.ops import to_float
 from ..augment.rng import replayed_augmentations, replays_original
 from ..data import ImageDataset, center_fit, load_dataset
+from ..data.workers import InheritedObjects
 from ..errors import ConfigError, StoreMismatchError
 from ..reinforcement.matching import SampleMatch
 from ..reinforcement.store import Store
@@ -103,6 +104,7 @@ class ReinforcedDataset(Dataset):
         self.policy = self.store.policy()
         # shared with DataLoader workers (fork: inherited mapping; spawn: torch shares the storage)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._inherited = InheritedObjects()  # a forked worker freezes what it inherited (drkit.data.workers)
         self.seed, self.views, self.sparse, self.p = seed, views, sparse, float(p)
         self.num_classes = self.store.num_classes
         # item t: sample base_index[t] of base replays store row rows[t] (the identity by position)
@@ -189,6 +191,7 @@ class ReinforcedDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"item {index} out of range 0..{len(self) - 1}")
         index = index % len(self)
+        self._inherited.check()
         b = self.base_index(index)
         image = self.base.image(b)
         label = int(self.base.labels[b])

@@ -59,6 +59,7 @@ from ..data.webdataset_source import (
     parse_label,
     pick_member,
 )
+from ..data.workers import InheritedObjects
 from ..errors import ConfigError, DataError, StoreMismatchError
 from ..reinforcement.store import Store
 from ..reinforcement.targets import hard_target, record_target, stack_targets
@@ -147,6 +148,7 @@ class StreamedReinforcedDataset(IterableDataset):
         self._lengths = self.source.shard_lengths()
         # shared with DataLoader workers, as ReinforcedDataset's epoch (persistent workers see set_epoch)
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._inherited = InheritedObjects()  # a forked worker freezes what it inherited (drkit.data.workers)
 
     def _match_rows(self) -> np.ndarray:
         """The store row of every sample of the source: by key when the store has keys, else by
@@ -221,6 +223,7 @@ class StreamedReinforcedDataset(IterableDataset):
         # webdataset's shuffle buffer, seeded by (seed, epoch, slot): a pure function of them
         from webdataset.filters import shuffle
 
+        self._inherited.check()
         epoch = self.epoch
         slot, slots = self._slot()
         runs = slot_runs(self._lengths, self.shard_order(epoch), slot, slots)
