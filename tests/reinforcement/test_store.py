@@ -308,19 +308,24 @@ def test_not_a_store(tmp_path):
         Store.open(tmp_path)
 
 
-def test_verify_catches_bad_probabilities(store):
-    """Rewrite a shard with probabilities > 1 (and a valid checksum): verify() still refuses it."""
+@pytest.mark.parametrize("field,value,match", [("probs", 1.5, "probabilities outside"),
+                                                ("probs", np.nan, "probabilities outside \\[0, 1\\] or not finite"),
+                                                ("classes", 10, "class id >= 10")])
+def test_verify_catches_bad_values_and_names_the_shard(store, field, value, match):
+    """Rewrite one shard of several with a bad value (and a valid checksum): verify() still refuses
+    it, and names that shard although the values are checked over all shards at once."""
     import hashlib
 
-    path = store.root / "shard-00000.npy"
+    assert len(store.shards) > 2
+    path = store.root / "shard-00002.npy"
     arr = np.load(path, allow_pickle=False)
-    arr["probs"][0, 0, 0] = 1.5
+    arr[field][3, 1, 0] = value
     np.save(path, arr, allow_pickle=False)
 
     def edit(m):
-        m["shards"][0].update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        m["shards"][2].update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
         m.update(seal(m))
 
     _edit_manifest(store.root, edit)
-    with pytest.raises(StoreCorruptError, match="outside"):
+    with pytest.raises(StoreCorruptError, match=rf"shard-00002.npy: {match}"):
         Store.open(store.root).verify()
