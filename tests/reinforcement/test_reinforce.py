@@ -238,7 +238,8 @@ def test_nan_in_a_later_shard_keeps_the_finished_ones(digits60, make_store, tmp_
     # probe + 6 chunks of 8 make the first shard; the 8th call is the second shard's first chunk (rows 48..55)
     with pytest.raises(TeacherError, match=r"record 55 \(sample 18, augmentation 1\)"):
         make_store(digits60, _NaNAfter(tiny_teacher(1, 10), 7), out)
-    assert _left_behind(out) == ["keys-00000.npy", "manifest.json", "shard-00000.npy"]
+    # the finished shard is kept, listed in the journal: a rerun resumes from it
+    assert _left_behind(out) == ["keys-00000.npy", "manifest.journal", "manifest.json", "shard-00000.npy"]
     with pytest.raises(StoreError, match="rerun"):
         Store.open(out)
 
