@@ -27,7 +27,6 @@ import drkit
 from benchmarks._common import environment, record
 from drkit.reinforcement.journal import ShardJournal
 from drkit.reinforcement.manifest import keys_file_name, settings_sha256, shard_file_name
-from drkit.reinforcement.session import _FOLD_MIN
 from drkit.reinforcement.store import FORMAT, SCHEMA_VERSION
 from drkit.reinforcement.writer import write_manifest
 
@@ -68,7 +67,7 @@ def journal(root: Path, settings: dict[str, Any], n: int) -> tuple[float, float]
         last = time.perf_counter()
         done.append(_entry(i))
         j.append(done[-1])
-        if j.lines >= max(_FOLD_MIN, len(manifest["shards"])):
+        if j.due(len(manifest["shards"])):
             manifest["shards"] = list(done)
             write_manifest(root, manifest)
             j.clear()

@@ -169,8 +169,8 @@ _STAGES = ("augment", "data", "evaluate", "reinforcement", "synth", "training", 
 
 def __getattr__(name: str) -> object:
     """The public API, imported on first use: ``import drkit`` costs little (a Ray worker or a
-    DataLoader worker that needs the store does not import matplotlib, scipy and every stage;
-    ``python -X importtime``: about 1.5 s of a Ray worker's 5-7 s boot). Also ``drkit.evaluate``
+    DataLoader worker that needs the store does not import matplotlib, scipy and every stage: a
+    one-worker Ray start went from 6.5-7.5 s to 5.0-5.3 s, ``benchmarks/ray_scaling.py``). Also ``drkit.evaluate``
     and the other stage packages, and drkit 0.1's flat modules (``drkit.store``, ...)."""
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)

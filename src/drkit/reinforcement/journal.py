@@ -24,17 +24,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .manifest import canonical_json, entry_sha256
+from pydantic import ValidationError
 
-__all__ = ["JOURNAL", "ShardJournal", "read_journal"]
+from .manifest import ShardEntry, canonical_json, entry_sha256
+
+__all__ = ["JOURNAL", "FOLD_MIN", "ShardJournal", "read_journal"]
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "manifest.journal"
+FOLD_MIN = 16  # journal entries before the first fold into the manifest
 _MAX_LINE = 4096  # an entry is ~300 bytes; a longer line is damage, not an entry
-_FIELDS = {"index": int, "start": int, "stop": int, "file": str, "bytes": int, "sha256": str,
-           "keys_file": str, "keys_bytes": int, "keys_sha256": str}
-_REQUIRED = ("index", "start", "stop", "file", "bytes", "sha256")
 
 
 class ShardJournal:
@@ -54,6 +54,11 @@ class ShardJournal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self.lines += 1
+
+    def due(self, listed: int) -> bool:
+        """Whether to fold the journal into a manifest that lists ``listed`` shards: once it is as
+        long as that list (and at least ``FOLD_MIN``), so the rewrites add up to O(shards)."""
+        return self.lines >= max(FOLD_MIN, listed)
 
     def clear(self) -> None:
         """Remove the journal (its entries are in a manifest written before this call)."""
@@ -78,11 +83,11 @@ def _entry(line: bytes, settings_checksum: str) -> dict[str, Any] | None:
     if not isinstance(item, dict) or set(item) != {"entry", "sha256"} or not isinstance(item["entry"], dict):
         return None
     entry = item["entry"]
-    if not set(_REQUIRED) <= set(entry) <= set(_FIELDS):
+    try:  # the manifest's own schema of a shard entry: strict types (True is not 1), bounds, file names
+        ShardEntry.model_validate(entry)
+    except ValidationError:
         return None
-    if any(type(v) is not _FIELDS[k] for k, v in entry.items()):  # strict: True is not 1
-        return None
-    if item["sha256"] != entry_sha256(entry, settings_checksum):
+    if "entry_sha256" in entry or item["sha256"] != entry_sha256(entry, settings_checksum):
         return None
     return entry
 

@@ -46,7 +46,7 @@ from ..errors import ConfigError, ManifestError
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "KEYED_VERSION", "FORMAT", "MAX_SAMPLES", "MAX_SHARDS",
            "ManifestModel", "shard_file_name", "keys_file_name", "canonical_json", "settings_sha256",
-           "entry_sha256", "seal", "validate_manifest", "verify_checksums"]
+           "entry_sha256", "sealed_settings_sha256", "seal", "validate_manifest", "verify_checksums"]
 
 SCHEMA_VERSION = 3  # what this drkit writes
 READABLE_VERSIONS = (1, 2, 3)  # what it opens
@@ -221,6 +221,11 @@ def settings_sha256(settings: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(settings)).hexdigest()
 
 
+def sealed_settings_sha256(settings: Mapping[str, Any]) -> str:
+    """The ``settings_sha256`` a manifest is sealed with: of the settings as they read back from JSON."""
+    return settings_sha256(json.loads(canonical_json(settings)))
+
+
 def entry_sha256(entry: Mapping[str, Any], settings_checksum: str) -> str:
     """Binds a shard's file checksum to the samples it holds and to the store's settings."""
     keys = ("index", "start", "stop", "file", "bytes", "sha256") + tuple(k for k in _KEY_FIELDS if k in entry)
@@ -231,7 +236,7 @@ def entry_sha256(entry: Mapping[str, Any], settings_checksum: str) -> str:
 def seal(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """``manifest`` with its checksums filled in (``settings_sha256``, each ``entry_sha256``)."""
     out = dict(manifest)
-    digest = settings_sha256(json.loads(canonical_json(out["settings"])))  # as it will read back
+    digest = sealed_settings_sha256(out["settings"])
     out["settings_sha256"] = digest
     out["shards"] = [{**s, "entry_sha256": entry_sha256(s, digest)} for s in out["shards"]]
     return out

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import StoreCorruptError
 
 _MAGIC = b"\x93NUMPY"
-_MAX_HEADER = 1 << 16  # numpy's own headers are < 200 bytes for a store's dtypes
+NPY_HEADER_MAX = 1 << 16  # bytes of a .npy header, at most (numpy's own are < 200 for a store's dtypes)
 
 
 def sha256_file(path: Path) -> str:
@@ -60,7 +60,7 @@ def header(head: bytes, where: Path | str) -> tuple[tuple[int, ...], bool, np.dt
         offset = 12 + int.from_bytes(head[8:12], "little")
     else:
         raise StoreCorruptError(f"{where}: .npy format version {version} (drkit writes 1.0)")
-    if offset > min(len(head), _MAX_HEADER):
+    if offset > min(len(head), NPY_HEADER_MAX):
         raise StoreCorruptError(f"{where}: a .npy header of {offset} bytes is truncated or too long")
     try:
         shape, fortran, dtype = _parse_header(bytes(head[:offset]))
@@ -90,7 +90,7 @@ def map_array(path: Path, dtype: np.dtype | Callable[[np.dtype], bool], shape: t
             if len(head) >= 10 and head[6:8] == b"\x02\x00":
                 need = 12 + int.from_bytes(head[8:12], "little")
                 if need > len(head):
-                    head += f.read(min(need, _MAX_HEADER) - len(head))
+                    head += f.read(min(need, NPY_HEADER_MAX) - len(head))
         shape_, fortran, dtype_, offset = header(head, path)
         dtype_ = _check_layout(path, (shape_, fortran, dtype_), dtype, shape, what)
         arr = np.memmap(path, dtype=dtype_, mode="r", offset=offset, shape=shape, order="C")
@@ -112,7 +112,7 @@ def read_array(path: Path, dtype: np.dtype | Callable[[np.dtype], bool], shape: 
     if sha256 is not None and hashlib.sha256(buf).hexdigest() != sha256:
         raise StoreCorruptError(f"{path} fails its checksum (bit flip or modified file); re-create the store "
                                 "or restore the file")
-    shape_, fortran, dtype_, offset = header(buf[:_MAX_HEADER], path)
+    shape_, fortran, dtype_, offset = header(buf[:NPY_HEADER_MAX], path)
     dtype_ = _check_layout(path, (shape_, fortran, dtype_), dtype, shape, what)
     count = int(np.prod(shape, dtype=np.int64))
     if len(buf) - offset < count * dtype_.itemsize:

@@ -8,7 +8,6 @@ the finished store is the one a fresh run writes, byte for byte."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,15 +17,12 @@ from .._version import __version__
 from ..data.samples import content_hashes, key_table
 from ..errors import StoreMismatchError
 from .journal import JOURNAL, ShardJournal, read_journal
-from .manifest import canonical_json, keys_file_name, settings_sha256, shard_file_name
+from .manifest import keys_file_name, sealed_settings_sha256, shard_file_name
 from .plan import RunPlan, settings_diff
 from .store import FORMAT, MANIFEST, SCHEMA_VERSION, ShardInfo, Store, read_manifest, shard_ranges
 from .writer import ShardWriter, write_manifest
 
 log = logging.getLogger(__name__)
-
-_FOLD_MIN = 16  # journal entries before the first fold into the manifest
-
 
 class StoreSession:
     """The writing side of a run, shared by every engine: creates ``out``, keeps the complete
@@ -59,8 +55,7 @@ class StoreSession:
                         "choose another --out, or delete it to start over")
             self.fresh = manifest is None  # then the manifest is this run's, and abort() may remove it
             self.writer.clean_temporaries()
-            # the checksum write_manifest seals entries with: the settings as they read back
-            checksum = settings_sha256(json.loads(canonical_json(plan.settings)))
+            checksum = sealed_settings_sha256(plan.settings)  # what write_manifest binds entries to
             self.done: dict[int, dict[str, Any]] = {}
             if manifest is not None:
                 ranges = {r[0]: r for r in shard_ranges(len(plan.dataset), plan.config.shard_size)}
@@ -122,7 +117,7 @@ class StoreSession:
             keys = self._key_table(self.plan, start, start + len(records))
         self.done[index] = self.writer.write(index, start, records, keys).to_dict()
         self.journal.append(self.done[index])
-        if self.journal.lines >= max(_FOLD_MIN, len(self.manifest["shards"])):
+        if self.journal.due(len(self.manifest["shards"])):
             self._write_manifest()
 
     def _write_manifest(self) -> None:
